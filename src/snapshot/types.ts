@@ -1,0 +1,141 @@
+/**
+ * The immutable snapshot of what one node must program: kproxy's central data type.
+ *
+ * Every renderer reads only this; it is deeply frozen, sorted, and content-hashed, so equal
+ * inputs give byte-identical snapshots and two snapshots compare by hash.
+ */
+import type { IPFamily } from "../model/ip.ts";
+
+export type { IPFamily };
+
+/** A transport protocol, as Kubernetes spells it. */
+export type Protocol = "TCP" | "UDP" | "SCTP";
+
+/** The Service types that get rules (ExternalName and headless services get none). */
+export type ServiceType = "ClusterIP" | "NodePort" | "LoadBalancer";
+
+/** `externalTrafficPolicy` / `internalTrafficPolicy` values. */
+export type TrafficPolicy = "Cluster" | "Local";
+
+/** One endpoint (pod address and port) of a service port, merged from all its slices. */
+export interface EndpointInfo {
+  /** Canonical IP address. */
+  readonly ip: string;
+  /** Target port. */
+  readonly port: number;
+  /** `conditions.ready` (absent means true). */
+  readonly ready: boolean;
+  /** `conditions.serving` (absent means the same as ready). */
+  readonly serving: boolean;
+  /** `conditions.terminating` (absent means false). */
+  readonly terminating: boolean;
+  /** The node the endpoint runs on, when known. */
+  readonly nodeName: string | null;
+  /** The zone the endpoint runs in, when known. */
+  readonly zone: string | null;
+  /** True when `nodeName` is this node. */
+  readonly isLocal: boolean;
+  /** `hints.forZones` names, or null when the endpoint has no hints. */
+  readonly zoneHints: readonly string[] | null;
+}
+
+/** The part of a service port that belongs to one IP family (one kube-proxy per family). */
+export interface ServicePortFamily {
+  /** The family these addresses and endpoints belong to. */
+  readonly family: IPFamily;
+  /** The ClusterIP of this family. */
+  readonly clusterIP: string;
+  /** `spec.externalIPs` of this family. */
+  readonly externalIPs: readonly string[];
+  /** LoadBalancer ingress IPs of this family (ipMode Proxy excluded). */
+  readonly loadBalancerIPs: readonly string[];
+  /** `spec.loadBalancerSourceRanges` of this family, canonical CIDRs. */
+  readonly loadBalancerSourceRanges: readonly string[];
+  /** Every known endpoint of this family, sorted by address and port. */
+  readonly endpoints: readonly EndpointInfo[];
+  /** The endpoints traffic with a Cluster policy goes to (after topology and fallback). */
+  readonly clusterEndpoints: readonly EndpointInfo[];
+  /** The endpoints traffic with a Local policy goes to (node-local; may be empty). */
+  readonly localEndpoints: readonly EndpointInfo[];
+  /** True when some usable endpoint exists anywhere in the cluster. */
+  readonly hasAnyEndpoints: boolean;
+  /** True when topology hints narrowed `clusterEndpoints`. */
+  readonly topologyApplied: boolean;
+}
+
+/** One port of one Service: kube-proxy's `ServicePortName` and everything it acts on. */
+export interface ServicePortSnapshot {
+  /** `namespace/name:port`, or `namespace/name` for an unnamed port: kube-proxy's ServicePortName. */
+  readonly id: string;
+  /** The Service's namespace. */
+  readonly namespace: string;
+  /** The Service's name. */
+  readonly name: string;
+  /** The port's name, possibly empty. */
+  readonly portName: string;
+  /** The port's protocol. */
+  readonly protocol: Protocol;
+  /** The service port number. */
+  readonly port: number;
+  /** The Service's type. */
+  readonly type: ServiceType;
+  /** The NodePort, when the Service has one. */
+  readonly nodePort: number | null;
+  /** `spec.healthCheckNodePort`, when the Service has one. */
+  readonly healthCheckNodePort: number | null;
+  /** ClientIP affinity timeout in seconds, or null without affinity. */
+  readonly sessionAffinityTimeoutSeconds: number | null;
+  /** External traffic policy; `Local` only when the port is reachable from outside. */
+  readonly externalTrafficPolicy: TrafficPolicy;
+  /** Internal traffic policy. */
+  readonly internalTrafficPolicy: TrafficPolicy;
+  /** Per-family addresses and endpoints, IPv4 first. */
+  readonly families: readonly ServicePortFamily[];
+  /** Content hash of this entry (hex sha256 prefix). */
+  readonly hash: string;
+}
+
+/** What the snapshot knows of this node. */
+export interface NodeSnapshot {
+  /** This node's name. */
+  readonly name: string;
+  /** `topology.kubernetes.io/zone`, when set. */
+  readonly zone: string | null;
+  /** The node's primary IPs (first InternalIP, else ExternalIP, per family). */
+  readonly primaryIPs: readonly string[];
+  /**
+   * Addresses NodePorts are accepted on, or null for every local address (iptables' default,
+   * matched with `addrtype LOCAL` / `fib daddr type local`).
+   */
+  readonly nodePortIPs: readonly string[] | null;
+  /** True when the Node object is being deleted (health turns bad). */
+  readonly deleting: boolean;
+  /** True once a Node object was seen (or none is expected). */
+  readonly known: boolean;
+}
+
+/** Proxy-wide options that change rule text. */
+export interface ProxyOptions {
+  /** Cluster (pod) CIDRs, canonical; empty means local traffic cannot be detected. */
+  readonly clusterCIDRs: readonly string[];
+  /** Masquerade every packet to a service. */
+  readonly masqueradeAll: boolean;
+  /** The fwmark bit used for masquerade marking. */
+  readonly masqueradeBit: number;
+  /** Accept NodePorts on 127.0.0.1 (iptables only). */
+  readonly localhostNodePorts: boolean;
+}
+
+/** The immutable, deterministic picture of what this node must program. */
+export interface ProxySnapshot {
+  /** Format version. */
+  readonly version: 1;
+  /** Content hash of the whole snapshot; the id `/diff?from=` takes. */
+  readonly hash: string;
+  /** This node. */
+  readonly node: NodeSnapshot;
+  /** Proxy-wide options. */
+  readonly options: ProxyOptions;
+  /** Every service port, sorted by id. */
+  readonly servicePorts: readonly ServicePortSnapshot[];
+}

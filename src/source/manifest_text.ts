@@ -1,0 +1,54 @@
+/** Manifest text (multi-document YAML, JSON, `kind: List`) → validated objects (pure). */
+import yaml from "js-yaml";
+import { type KubeObject, type ObjectError, parseKubeObject } from "../model/kube_object.ts";
+
+/** Objects read from manifests, with the ones that failed validation. */
+export interface ManifestObjects {
+  /** Valid objects kproxy acts on, in file order. */
+  readonly objects: readonly KubeObject[];
+  /** Objects skipped, each with one clear line. */
+  readonly errors: readonly ObjectError[];
+}
+
+function flattenLists(doc: unknown, out: unknown[]): void {
+  if (doc === null || doc === undefined) return;
+  if (typeof doc === "object" && !Array.isArray(doc)) {
+    const rec = doc as Record<string, unknown>;
+    const kind = rec["kind"];
+    if (typeof kind === "string" && kind.endsWith("List") && Array.isArray(rec["items"])) {
+      for (const item of rec["items"]) flattenLists(item, out);
+      return;
+    }
+  }
+  out.push(doc);
+}
+
+/** Parses the text of one manifest file; `origin` (its path) prefixes every error. */
+export function parseManifestText(text: string, origin: string): ManifestObjects {
+  let docs: unknown[];
+  try {
+    docs = yaml.loadAll(text, undefined, { schema: yaml.CORE_SCHEMA, json: true });
+  } catch (e) {
+    const reason = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    return {
+      objects: [],
+      errors: [{
+        origin,
+        kind: "file",
+        name: origin,
+        field: "",
+        message: `${origin}: Cannot parse manifest: ${reason}`,
+      }],
+    };
+  }
+  const raws: unknown[] = [];
+  for (const doc of docs) flattenLists(doc, raws);
+  const objects: KubeObject[] = [];
+  const errors: ObjectError[] = [];
+  for (const raw of raws) {
+    const r = parseKubeObject(raw, origin);
+    if (r.ok === true) objects.push(r.value);
+    else if (r.ok === false) errors.push(r.error);
+  }
+  return { objects, errors };
+}
