@@ -104,7 +104,11 @@ function middleDiff(a: readonly string[], b: readonly string[]): DiffOp[] {
 }
 
 /** The unified diff of two texts; empty when they are equal. */
-export function unifiedDiff(aText: string, bText: string, options: UnifiedDiffOptions = {}): string {
+export function unifiedDiff(
+  aText: string,
+  bText: string,
+  options: UnifiedDiffOptions = {},
+): string {
   if (aText === bText) return "";
   const a = splitLines(aText);
   const b = splitLines(bText);

@@ -1,0 +1,90 @@
+/** Watches a manifest file or folder and emits events for what changed, coalescing bursts. */
+import type { ObjectError } from "../model/kube_object.ts";
+import type { ProxyEvent } from "../snapshot/proxy_state.ts";
+import { loadManifests } from "./manifest_loader.ts";
+import { diffObjectSets, type ObjectSet, toObjectSet } from "./object_set_diff.ts";
+
+/** Options of {@link ManifestSource}. */
+export interface ManifestSourceOptions {
+  /** Quiet time after the last file event before reloading, ms (default 50). */
+  readonly debounceMs?: number;
+  /** Receives the events of each reload, and the objects that failed validation. */
+  readonly onEvents: (events: ProxyEvent[], errors: readonly ObjectError[]) => void;
+  /** Called once after the first load: the source has synced. */
+  readonly onSynced?: () => void;
+  /** Log sink. */
+  readonly log?: (line: string) => void;
+}
+
+/** A source that reads manifests from disk and follows edits. */
+export class ManifestSource {
+  readonly #path: string;
+  readonly #opts: ManifestSourceOptions;
+  #current: ObjectSet = new Map();
+  #watcher: Deno.FsWatcher | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #reloading: Promise<void> = Promise.resolve();
+  #done: Promise<void> = Promise.resolve();
+
+  /** Makes a source for `path` (a file or folder). */
+  constructor(path: string, options: ManifestSourceOptions) {
+    this.#path = path;
+    this.#opts = options;
+  }
+
+  /** Loads once (throws when the path cannot be read), then watches for changes. */
+  async start(): Promise<void> {
+    await this.#reload(true);
+    this.#opts.onSynced?.();
+    this.#watcher = Deno.watchFs(this.#path, { recursive: true });
+    const watcher = this.#watcher;
+    this.#done = (async () => {
+      try {
+        for await (const _event of watcher) this.#schedule();
+      } catch { /* closed */ }
+    })();
+  }
+
+  /** Stops watching. */
+  async stop(): Promise<void> {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#watcher?.close();
+    this.#watcher = null;
+    await this.#done;
+    await this.#reloading;
+  }
+
+  #schedule(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#reloading = this.#reloading.then(() => this.#reload(false));
+    }, this.#opts.debounceMs ?? 50);
+  }
+
+  async #reload(first: boolean): Promise<void> {
+    let loaded;
+    try {
+      loaded = await loadManifests(this.#path);
+    } catch (e) {
+      if (first) throw e;
+      this.#opts.log?.(`${e instanceof Error ? e.message : String(e)}; keeping the last objects`);
+      return;
+    }
+    for (const error of loaded.errors) this.#opts.log?.(`skipped: ${error.message}`);
+    const next = new Map(toObjectSet(loaded.objects));
+    // An object that turned invalid keeps its last good version: its rules stay as they were.
+    for (const error of loaded.errors) {
+      const key = `${error.kind}/${error.name}`;
+      const previous = this.#current.get(key);
+      if (previous !== undefined && !next.has(key)) next.set(key, previous);
+    }
+    const events = first
+      ? [{ type: "replace" as const, objects: loaded.objects }]
+      : diffObjectSets(this.#current, next);
+    this.#current = next;
+    if (first || events.length > 0 || loaded.errors.length > 0) {
+      this.#opts.onEvents(events, loaded.errors);
+    }
+  }
+}
