@@ -1,0 +1,80 @@
+/** The per-family facts the iptables rules depend on, derived once per sync from a snapshot. */
+import { cidrContains, familyOf, type IPFamily, parseCIDR, parseIP } from "../../model/ip.ts";
+import type { ProxySnapshot } from "../../snapshot/types.ts";
+
+/** What one family's rules need to know beyond the service ports. */
+export interface FamilyContext {
+  /** The family (IPv4 → iptables, IPv6 → ip6tables). */
+  readonly family: IPFamily;
+  /** The masquerade mark as kube-proxy prints it (`0x00004000` for bit 14). */
+  readonly masqueradeMark: string;
+  /** Masquerade every packet to a service (`--masquerade-all`). */
+  readonly masqueradeAll: boolean;
+  /**
+   * The cluster CIDR that tells pod traffic from outside traffic, or null when local traffic
+   * cannot be detected. Like kube-proxy, only the first CIDR of the family is used.
+   */
+  readonly clusterCIDR: string | null;
+  /** This node's primary IP of the family, for loadBalancerSourceRanges that include the node. */
+  readonly nodeIP: string | null;
+  /** Addresses NodePorts are accepted on (this family), or null for every local address. */
+  readonly nodePortIPs: readonly string[] | null;
+  /** NodePorts on 127.0.0.0/8 are accepted (IPv4 only; needs route_localnet). */
+  readonly localhostNodePorts: boolean;
+  /** Add `--random-fully` to the MASQUERADE rule. */
+  readonly randomFully: boolean;
+}
+
+/** Options that come from the host rather than the snapshot. */
+export interface FamilyContextOptions {
+  /** The iptables binary supports `--random-fully` (every iptables ≥ 1.6.2 does). */
+  readonly randomFully?: boolean;
+}
+
+/** kube-proxy's mark text: Go's `%#08x` of `1 << bit`. */
+export function masqueradeMarkText(bit: number): string {
+  return "0x" + (2 ** bit).toString(16).padStart(8, "0");
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === "::1" || ip.startsWith("127.");
+}
+
+/** The family context of `snapshot` for `family`. */
+export function familyContext(
+  snapshot: ProxySnapshot,
+  family: IPFamily,
+  options: FamilyContextOptions = {},
+): FamilyContext {
+  const { node, options: opts } = snapshot;
+  const clusterCIDR = opts.clusterCIDRs.find((c) => familyOf(c) === family) ?? null;
+  const nodeIP = node.primaryIPs.find((ip) => familyOf(ip) === family) ?? null;
+  const nodePortIPs = node.nodePortIPs === null
+    ? null
+    : node.nodePortIPs.filter((ip) => familyOf(ip) === family);
+  // kube-proxy turns localhost NodePorts off unless the NodePort addresses include 127.0.0.1.
+  const loopbackAllowed = nodePortIPs === null || nodePortIPs.some((ip) => ip.startsWith("127."));
+  return {
+    family,
+    masqueradeMark: masqueradeMarkText(opts.masqueradeBit),
+    masqueradeAll: opts.masqueradeAll,
+    clusterCIDR,
+    nodeIP,
+    nodePortIPs,
+    localhostNodePorts: family === "IPv4" && opts.localhostNodePorts && loopbackAllowed,
+    randomFully: options.randomFully ?? true,
+  };
+}
+
+/** The explicit NodePort addresses that get a `KUBE-NODEPORTS` jump (loopback filtered). */
+export function nodePortDestinations(ctx: FamilyContext): readonly string[] {
+  if (ctx.nodePortIPs === null) return [];
+  return ctx.nodePortIPs.filter((ip) => !isLoopback(ip) || ctx.localhostNodePorts);
+}
+
+/** True when `ip` lies in `cidr` (canonical texts). */
+export function cidrHolds(cidr: string, ip: string): boolean {
+  const c = parseCIDR(cidr);
+  const a = parseIP(ip);
+  return c !== null && a !== null && cidrContains(c, a);
+}
