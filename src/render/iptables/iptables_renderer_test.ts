@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { TEST_CASES } from "./_test_cases.ts";
+import { renderFamilyRestore } from "./full_restore.ts";
+import { IptablesRenderer } from "./iptables_renderer.ts";
+import { IptablesFake, splitWords, undeclaredJumps } from "./restore_fake.ts";
+
+const GOLDEN_DIR = new URL("../../../tests/golden/iptables/", import.meta.url);
+const UPDATE = Deno.env.get("UPDATE_GOLDEN") === "1";
+
+for (const tc of TEST_CASES) {
+  Deno.test(`golden: ${tc.name} (${tc.description})`, async () => {
+    const snapshot = await tc.snapshot();
+    const text = new IptablesRenderer().render(snapshot);
+    const file = new URL(`${tc.name}.txt`, GOLDEN_DIR);
+    if (UPDATE) {
+      await Deno.mkdir(GOLDEN_DIR, { recursive: true });
+      await Deno.writeTextFile(file, text);
+    }
+    const golden = await Deno.readTextFile(file);
+    assert.equal(text, golden, `render of ${tc.name} differs; UPDATE_GOLDEN=1 rewrites it`);
+  });
+
+  Deno.test(`render is well formed: ${tc.name}`, async () => {
+    const snapshot = await tc.snapshot();
+    for (const family of ["IPv4", "IPv6"] as const) {
+      const rs = renderFamilyRestore(snapshot, family);
+      assert.deepEqual(undeclaredJumps(rs.text), [], `${family}: jumps to undeclared chains`);
+      // Loads into an empty fake iptables, twice (idempotent), without --noflush and with.
+      const fake = new IptablesFake();
+      fake.restore(rs.text, { noflush: true });
+      const once = fake.save();
+      fake.restore(rs.text, { noflush: true });
+      assert.equal(fake.save(), once, `${family}: a second full restore changed the tables`);
+      let rules = 0;
+      for (const table of ["filter", "nat"]) {
+        for (const list of fake.chains(table).values()) rules += list.length;
+      }
+      assert.equal(rs.ruleCount, rules, `${family}: ruleCount`);
+      // Every rule a service port writes names it in a comment (EXT's final jump excepted).
+      for (const line of rs.text.split("\n")) {
+        if (!/^-A KUBE-(SVC|SVL|SEP|FW)-/.test(line)) continue;
+        assert.ok(splitWords(line).includes("--comment"), `no comment: ${line}`);
+      }
+      // The NodePort hand-off is the last rule of nat KUBE-SERVICES.
+      const svc = fake.chains("nat").get("KUBE-SERVICES") ?? [];
+      if (svc.length > 0) assert.match(svc[svc.length - 1] as string, /-j KUBE-NODEPORTS$/);
+    }
+  });
+}
+
+Deno.test("render is deterministic", async () => {
+  const snapshot = await (TEST_CASES[0] as (typeof TEST_CASES)[number]).snapshot();
+  const r = new IptablesRenderer();
+  assert.equal(r.render(snapshot), r.render(snapshot));
+  assert.equal(r.mode, "iptables");
+});
