@@ -276,6 +276,19 @@ export class ProxyMetrics {
       name: "kproxy_snapshot_endpoints",
       help: "Endpoints (per service port and family) in the current snapshot",
     });
+
+    // Per-family series exist from the start, so rates and alerts work before the first event.
+    const perFamily = [
+      this.syncProxyRulesLatency,
+      this.syncFullProxyRulesLatency,
+      this.syncPartialProxyRulesLatency,
+      this.networkProgrammingLatency,
+      this.iptablesRestoreFailuresTotal,
+      this.iptablesPartialRestoreFailuresTotal,
+      this.nftablesSyncFailuresTotal,
+      this.nftablesCleanupFailuresTotal,
+    ];
+    for (const metric of perFamily) this.#perFamily((l) => metric?.initSeries(l));
   }
 
   #perFamily(fn: (labels: { ip_family: IPFamily }) => void): void {

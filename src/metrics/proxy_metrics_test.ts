@@ -193,3 +193,12 @@ endpoints: [{ addresses: [198.18.1.6], nodeName: node-b }]
   assert.equal(m.noLocalEndpointsTotal.get({ ip_family: "IPv4", traffic_policy: "external" }), 1);
   assert.equal(m.noLocalEndpointsTotal.get({ ip_family: "IPv4", traffic_policy: "internal" }), 1);
 });
+
+Deno.test("per-family series render from the start", () => {
+  const text = new ProxyMetrics({ mode: "nftables", ipFamilies: ["IPv4", "IPv6"] }).render();
+  assert.match(text, /^kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv6"\} 0$/m);
+  assert.match(
+    text,
+    /^kubeproxy_sync_proxy_rules_nftables_sync_failures_total\{ip_family="IPv4"\} 0$/m,
+  );
+});

@@ -125,6 +125,11 @@ abstract class Metric<S> {
     return entry.state;
   }
 
+  /** Creates the series with these labels at zero, so it renders before its first update. */
+  initSeries(labels: Labels): void {
+    this.at(labels);
+  }
+
   /** Forgets every labelled series (an unlabelled metric keeps rendering 0). */
   reset(): void {
     this.series.clear();

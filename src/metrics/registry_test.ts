@@ -93,3 +93,10 @@ Deno.test("wrong labels, names and buckets are rejected", () => {
   assert.throws(() => reg.counter({ name: "ok", help: "h", labelNames: ["le"] }), /not allowed/);
   assert.throws(() => reg.histogram({ name: "h", help: "h", buckets: [2, 1] }), /must increase/);
 });
+
+Deno.test("initSeries makes a labelled series render at zero", () => {
+  const reg = new MetricsRegistry();
+  const c = reg.counter({ name: "f_total", help: "h", labelNames: ["ip_family"] });
+  c.initSeries({ ip_family: "IPv4" });
+  assert.match(reg.render(), /^f_total\{ip_family="IPv4"\} 0$/m);
+});

@@ -1,0 +1,241 @@
+/**
+ * Service health-check node ports (upstream `ServiceHealthServer`): for every Service with
+ * `externalTrafficPolicy: Local` and a `healthCheckNodePort`, an HTTP server on that port tells
+ * load balancers whether this node has local ready endpoints. 200 with the count when it has some
+ * and the proxy is healthy, 503 otherwise; any path, any method.
+ *
+ * {@link desiredHealthCheckNodePorts} (pure) computes the set; {@link HealthCheckNodePortServers}
+ * (shell) opens and closes listeners to match it.
+ */
+import type { ProxySnapshot } from "../snapshot/types.ts";
+
+/** One health-check node port and what it reports. */
+export interface HealthCheckService {
+  /** The Service's namespace. */
+  readonly namespace: string;
+  /** The Service's name. */
+  readonly name: string;
+  /** `spec.healthCheckNodePort`. */
+  readonly port: number;
+  /** Distinct IPs of ready endpoints on this node, over all ports and families (as upstream). */
+  readonly localEndpoints: number;
+}
+
+/** The health-check servers a snapshot asks for, sorted by Service; one port per Service. */
+export function desiredHealthCheckNodePorts(snapshot: ProxySnapshot): HealthCheckService[] {
+  const byService = new Map<
+    string,
+    { namespace: string; name: string; port: number; ips: Set<string> }
+  >();
+  const portOwner = new Map<number, string>();
+  for (const sp of snapshot.servicePorts) {
+    if (sp.externalTrafficPolicy !== "Local" || sp.healthCheckNodePort === null) continue;
+    const key = `${sp.namespace}/${sp.name}`;
+    let entry = byService.get(key);
+    if (entry === undefined) {
+      const owner = portOwner.get(sp.healthCheckNodePort);
+      if (owner !== undefined && owner !== key) continue; // port taken by another Service
+      entry = {
+        namespace: sp.namespace,
+        name: sp.name,
+        port: sp.healthCheckNodePort,
+        ips: new Set(),
+      };
+      byService.set(key, entry);
+      portOwner.set(sp.healthCheckNodePort, key);
+    }
+    for (const fam of sp.families) {
+      for (const ep of fam.endpoints) {
+        // Only ready endpoints: a node with only terminating endpoints must fail the check.
+        if (ep.isLocal && ep.ready) entry.ips.add(ep.ip);
+      }
+    }
+  }
+  return [...byService.values()].map((e) => ({
+    namespace: e.namespace,
+    name: e.name,
+    port: e.port,
+    localEndpoints: e.ips.size,
+  }));
+}
+
+/** The answer of one health-check node port. */
+export interface HealthCheckAnswer {
+  /** 200 or 503. */
+  readonly status: 200 | 503;
+  /** Response headers. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The JSON body, formatted like upstream's (tab-indented). */
+  readonly body: string;
+}
+
+/** Upstream's answer: 200 when there are local endpoints and the proxy is healthy, else 503. */
+export function healthCheckAnswer(
+  service: Pick<HealthCheckService, "namespace" | "name" | "localEndpoints">,
+  proxyHealthy: boolean,
+): HealthCheckAnswer {
+  const ok = service.localEndpoints !== 0 && proxyHealthy;
+  const body = JSON.stringify(
+    {
+      service: { namespace: service.namespace, name: service.name },
+      localEndpoints: service.localEndpoints,
+      serviceProxyHealthy: proxyHealthy,
+    },
+    null,
+    "\t",
+  );
+  return {
+    status: ok ? 200 : 503,
+    headers: {
+      "Content-Type": "application/json",
+      "X-Content-Type-Options": "nosniff",
+      "X-Load-Balancing-Endpoint-Weight": String(service.localEndpoints),
+    },
+    body,
+  };
+}
+
+/** The plan to move from the open servers to the desired ones (pure). */
+export interface HealthCheckPlan {
+  /** Service keys to close (gone, or their port changed). */
+  readonly close: readonly string[];
+  /** Services to open. */
+  readonly open: readonly HealthCheckService[];
+  /** Services already open whose endpoint count is updated in place. */
+  readonly keep: readonly HealthCheckService[];
+}
+
+/** Compares open `service key → port` with the desired set, like upstream's SyncServices. */
+export function planHealthCheckNodePorts(
+  open: ReadonlyMap<string, number>,
+  desired: readonly HealthCheckService[],
+): HealthCheckPlan {
+  const want = new Map(desired.map((s) => [`${s.namespace}/${s.name}`, s]));
+  const close: string[] = [];
+  for (const [key, port] of open) {
+    if (want.get(key)?.port !== port) close.push(key);
+  }
+  const toOpen: HealthCheckService[] = [];
+  const keep: HealthCheckService[] = [];
+  for (const [key, svc] of want) {
+    if (open.get(key) === svc.port) keep.push(svc);
+    else toOpen.push(svc);
+  }
+  return { close: close.sort(), open: toOpen, keep };
+}
+
+/** What one {@link HealthCheckNodePortServers.update} did. */
+export interface HealthCheckUpdate {
+  /** Ports opened. */
+  readonly opened: readonly number[];
+  /** Ports closed. */
+  readonly closed: readonly number[];
+  /** Services whose port could not be opened (retried on the next update). */
+  readonly failed: readonly { service: string; port: number; error: string }[];
+}
+
+/** Options of {@link HealthCheckNodePortServers}. */
+export interface HealthCheckNodePortServersOptions {
+  /**
+   * Addresses to listen on when the snapshot's `node.nodePortIPs` is null (every address):
+   * default `0.0.0.0` (must succeed) then `::` (best effort: on a dual-stack host `0.0.0.0`
+   * may already cover it).
+   */
+  readonly allAddresses?: readonly string[];
+  /** Log sink. */
+  readonly log?: (line: string) => void;
+}
+
+interface OpenService {
+  service: HealthCheckService;
+  servers: Deno.HttpServer<Deno.NetAddr>[];
+}
+
+/** Opens and closes the health-check node port listeners as services come and go. */
+export class HealthCheckNodePortServers {
+  readonly #open = new Map<string, OpenService>();
+  readonly #opts: HealthCheckNodePortServersOptions;
+  #proxyHealthy: () => boolean = () => true;
+
+  /** Makes a manager with nothing open. */
+  constructor(options: HealthCheckNodePortServersOptions = {}) {
+    this.#opts = options;
+  }
+
+  /** Ports currently open, sorted. */
+  ports(): number[] {
+    return [...this.#open.values()].map((o) => o.service.port).sort((a, b) => a - b);
+  }
+
+  /**
+   * Matches the open servers to `snapshot` (call after each successful sync). `proxyHealthy` is
+   * asked at request time, as upstream asks its health server (pass the `/livez` verdict).
+   */
+  async update(snapshot: ProxySnapshot, proxyHealthy: () => boolean): Promise<HealthCheckUpdate> {
+    this.#proxyHealthy = proxyHealthy;
+    const desired = desiredHealthCheckNodePorts(snapshot);
+    const ports = new Map([...this.#open].map(([k, o]) => [k, o.service.port]));
+    const plan = planHealthCheckNodePorts(ports, desired);
+    const closed: number[] = [];
+    for (const key of plan.close) {
+      const entry = this.#open.get(key);
+      if (entry === undefined) continue;
+      this.#open.delete(key);
+      await Promise.all(entry.servers.map((s) => s.shutdown()));
+      closed.push(entry.service.port);
+      this.#opts.log?.(`closed health check node port ${entry.service.port} of ${key}`);
+    }
+    for (const svc of plan.keep) {
+      const entry = this.#open.get(`${svc.namespace}/${svc.name}`);
+      if (entry !== undefined) entry.service = svc;
+    }
+    const opened: number[] = [];
+    const failed: { service: string; port: number; error: string }[] = [];
+    const explicit = snapshot.node.nodePortIPs;
+    for (const svc of plan.open) {
+      const key = `${svc.namespace}/${svc.name}`;
+      const entry: OpenService = { service: svc, servers: [] };
+      try {
+        if (explicit !== null) {
+          for (const ip of explicit) entry.servers.push(this.#listen(key, ip, svc.port));
+        } else {
+          const [first, ...rest] = this.#opts.allAddresses ?? ["0.0.0.0", "::"];
+          if (first !== undefined) entry.servers.push(this.#listen(key, first, svc.port));
+          for (const ip of rest) {
+            try {
+              entry.servers.push(this.#listen(key, ip, svc.port));
+            } catch {
+              // Best effort: covered by the first address, or the family is unavailable.
+            }
+          }
+        }
+      } catch (e) {
+        await Promise.all(entry.servers.map((s) => s.shutdown()));
+        const error = e instanceof Error ? e.message : String(e);
+        failed.push({ service: key, port: svc.port, error });
+        this.#opts.log?.(`cannot open health check node port ${svc.port} of ${key}: ${error}`);
+        continue;
+      }
+      this.#open.set(key, entry);
+      opened.push(svc.port);
+      this.#opts.log?.(`opened health check node port ${svc.port} of ${key}`);
+    }
+    return { opened, closed, failed };
+  }
+
+  #listen(key: string, hostname: string, port: number): Deno.HttpServer<Deno.NetAddr> {
+    return Deno.serve({ hostname, port, onListen: () => {} }, () => {
+      const entry = this.#open.get(key);
+      if (entry === undefined) return new Response(null, { status: 503 });
+      const answer = healthCheckAnswer(entry.service, this.#proxyHealthy());
+      return new Response(answer.body, { status: answer.status, headers: answer.headers });
+    });
+  }
+
+  /** Closes every listener. */
+  async close(): Promise<void> {
+    const entries = [...this.#open.values()];
+    this.#open.clear();
+    await Promise.all(entries.flatMap((e) => e.servers.map((s) => s.shutdown())));
+  }
+}

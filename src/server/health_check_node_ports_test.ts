@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { SNAPSHOT_A, SNAPSHOT_B, snapshotOf } from "./_fixtures.ts";
+import {
+  desiredHealthCheckNodePorts,
+  healthCheckAnswer,
+  planHealthCheckNodePorts,
+} from "./health_check_node_ports.ts";
+
+// IP plan: pods 198.18.1.0/24, fd00::1:0/112; services 198.18.128.0/17, fd00::/112.
+
+Deno.test("only Local services with a healthCheckNodePort get a server", () => {
+  assert.deepEqual(desiredHealthCheckNodePorts(SNAPSHOT_A), [
+    { namespace: "shop", name: "api", port: 32000, localEndpoints: 1 },
+  ]);
+  assert.deepEqual(
+    desiredHealthCheckNodePorts(SNAPSHOT_B),
+    desiredHealthCheckNodePorts(SNAPSHOT_A),
+  );
+});
+
+Deno.test("local ready endpoints are counted by distinct IP over ports and families", () => {
+  const snap = snapshotOf(`
+apiVersion: v1
+kind: Service
+metadata: { name: lb, namespace: default }
+spec:
+  type: LoadBalancer
+  clusterIPs: [198.18.128.50, "fd00::50"]
+  ipFamilies: [IPv4, IPv6]
+  ipFamilyPolicy: RequireDualStack
+  externalTrafficPolicy: Local
+  healthCheckNodePort: 32100
+  ports:
+    - { name: a, port: 80, nodePort: 30100 }
+    - { name: b, port: 81, nodePort: 30101 }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: lb-4, namespace: default, labels: { kubernetes.io/service-name: lb } }
+addressType: IPv4
+ports: [{ name: a, port: 8080 }, { name: b, port: 8081 }]
+endpoints:
+  - { addresses: [198.18.1.10], nodeName: node-a }
+  - { addresses: [198.18.1.11], nodeName: node-a, conditions: { ready: false, terminating: true, serving: true } }
+  - { addresses: [198.18.1.12], nodeName: node-b }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: lb-6, namespace: default, labels: { kubernetes.io/service-name: lb } }
+addressType: IPv6
+ports: [{ name: a, port: 8080 }]
+endpoints:
+  - { addresses: ["fd00::1:10"], nodeName: node-a }
+`);
+  assert.deepEqual(desiredHealthCheckNodePorts(snap), [
+    { namespace: "default", name: "lb", port: 32100, localEndpoints: 2 },
+  ]);
+});
+
+Deno.test("answer: 200 with local endpoints and a healthy proxy, else 503", () => {
+  const svc = { namespace: "shop", name: "api", localEndpoints: 2 };
+  const ok = healthCheckAnswer(svc, true);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers["X-Load-Balancing-Endpoint-Weight"], "2");
+  assert.equal(ok.headers["Content-Type"], "application/json");
+  assert.equal(
+    ok.body,
+    '{\n\t"service": {\n\t\t"namespace": "shop",\n\t\t"name": "api"\n\t},\n' +
+      '\t"localEndpoints": 2,\n\t"serviceProxyHealthy": true\n}',
+  );
+  assert.equal(healthCheckAnswer(svc, false).status, 503);
+  const none = healthCheckAnswer({ ...svc, localEndpoints: 0 }, true);
+  assert.equal(none.status, 503);
+  assert.equal(none.headers["X-Load-Balancing-Endpoint-Weight"], "0");
+});
+
+Deno.test("plan closes gone and moved services, opens new ones, keeps the rest", () => {
+  const open = new Map([["a/x", 32000], ["a/y", 32001], ["a/z", 32002]]);
+  const plan = planHealthCheckNodePorts(open, [
+    { namespace: "a", name: "x", port: 32000, localEndpoints: 3 },
+    { namespace: "a", name: "y", port: 32005, localEndpoints: 1 },
+    { namespace: "b", name: "w", port: 32003, localEndpoints: 0 },
+  ]);
+  assert.deepEqual(plan.close, ["a/y", "a/z"]);
+  assert.deepEqual(plan.open.map((s) => s.port), [32005, 32003]);
+  assert.deepEqual(plan.keep.map((s) => s.localEndpoints), [3]);
+});
