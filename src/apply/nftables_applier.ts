@@ -1,0 +1,212 @@
+/**
+ * The nftables applier: the I/O shell that pipes rendered transactions to `nft -f -`.
+ *
+ * The first sync (and the first after a failure) recreates both `kproxy` tables from scratch in
+ * one transaction. Later full syncs flush the tables and write them again in one transaction,
+ * keeping session-affinity state. Partial syncs send only the chains, sets and map elements of
+ * the changed service ports, planned against the applier's memory of what is live. nft applies
+ * a transaction all-or-nothing, so a failure leaves the previous rules and makes the next sync
+ * a from-scratch one. UDP conntrack entries of endpoints that went away are then deleted.
+ */
+import {
+  type FamilyTable,
+  fullTableText,
+  planIncremental,
+  renderFamily,
+  ruleCount,
+  servicePortObjects,
+} from "../render/nftables/table_plan.ts";
+import { TABLE_NAME } from "../render/nftables/names.ts";
+import type { IPFamily, ProxySnapshot } from "../snapshot/types.ts";
+import type { Applier, SyncRequest, SyncResult } from "./applier.ts";
+import { registerApplier } from "./appliers.ts";
+import { clearConntrack, staleConntrackFilters } from "./conntrack.ts";
+import { runTool, runToolResult } from "./run_tool.ts";
+
+/** Options of {@link NftablesApplier}. */
+export interface NftablesApplierOptions {
+  /** Run nft and conntrack inside this network namespace (tests and benches). */
+  readonly netns?: string;
+  /** The nft binary (default `nft`). */
+  readonly nftPath?: string;
+  /** The conntrack binary (default `conntrack`). */
+  readonly conntrackPath?: string;
+  /** Log sink. */
+  readonly log?: (line: string) => void;
+  /** Delete stale UDP conntrack entries after each sync (default true). */
+  readonly conntrackCleanup?: boolean;
+}
+
+const FAMILIES: readonly IPFamily[] = ["IPv4", "IPv6"];
+const NFT_TIMEOUT_MS = 120_000;
+
+/** The kind of transaction a sync sends. */
+export type NftablesSyncKind = "scratch" | "flush" | "partial";
+
+/**
+ * The transaction that rewrites a family's table completely. `live` (what this process last
+ * made live, with the same fixed part) lets it flush instead of delete, which keeps affinity
+ * sets and their state; without it the table is deleted and recreated.
+ */
+export function fullTransaction(next: FamilyTable, live: FamilyTable | null): string[] {
+  const t = `${next.tableFamily} ${TABLE_NAME}`;
+  const lines = [`add table ${t}`];
+  if (live === null) {
+    lines.push(`delete table ${t}`);
+  } else {
+    lines.push(`flush table ${t}`);
+    for (const s of next.fixed.sets) {
+      lines.push(`add ${s.kind} ${t} ${s.name} { ${s.declaration} }`);
+      lines.push(`flush ${s.kind} ${t} ${s.name}`);
+    }
+    const before = servicePortObjects(live);
+    const after = servicePortObjects(next);
+    for (const name of before.chains.keys()) {
+      if (!after.chains.has(name)) lines.push(`delete chain ${t} ${name}`);
+    }
+    for (const [name, s] of before.sets) {
+      if (after.sets.get(name)?.declaration !== s.declaration) {
+        lines.push(`delete set ${t} ${name}`);
+      }
+    }
+  }
+  lines.push(fullTableText(next).trimEnd());
+  return lines;
+}
+
+/** Programs snapshots into the `ip kproxy` and `ip6 kproxy` tables with nft. */
+export class NftablesApplier implements Applier {
+  /** Always `nftables`. */
+  readonly name = "nftables";
+  readonly #netns: string | undefined;
+  readonly #nft: string;
+  readonly #conntrack: string;
+  readonly #log: (line: string) => void;
+  readonly #conntrackCleanup: boolean;
+  /** What is live, per family; null before the first sync and after a failure. */
+  #live: FamilyTable[] | null = null;
+  #lastSnapshot: ProxySnapshot | null = null;
+  #lastKind: NftablesSyncKind | null = null;
+
+  /** Makes an applier; nothing runs until the first sync. */
+  constructor(options: NftablesApplierOptions = {}) {
+    this.#netns = options.netns;
+    this.#nft = options.nftPath ?? "nft";
+    this.#conntrack = options.conntrackPath ?? "conntrack";
+    this.#log = options.log ?? (() => {});
+    this.#conntrackCleanup = options.conntrackCleanup ?? true;
+  }
+
+  /** The kind of the last successful sync (for tests and logs). */
+  get lastSyncKind(): NftablesSyncKind | null {
+    return this.#lastKind;
+  }
+
+  /** True when the next sync will be full whatever it is asked (first, or after a failure). */
+  get needsFullSync(): boolean {
+    return this.#live === null;
+  }
+
+  #toolOptions(stdin?: string) {
+    return {
+      ...(this.#netns !== undefined ? { netns: this.#netns } : {}),
+      ...(stdin !== undefined ? { stdin } : {}),
+      timeoutMs: NFT_TIMEOUT_MS,
+    };
+  }
+
+  /** Makes `request.snapshot` live; throws (old rules kept) when nft fails. */
+  async sync(request: SyncRequest): Promise<SyncResult> {
+    const { snapshot } = request;
+    const live = this.#live;
+    const partialOK = !request.full && live !== null;
+    let next: FamilyTable[];
+    let kind: NftablesSyncKind;
+    let lines: string[];
+    let commit: () => void;
+    const partial = partialOK
+      ? FAMILIES.map((f) => renderFamily(snapshot, f, request.changedServicePorts))
+      : null;
+    if (
+      partial !== null && live !== null &&
+      partial.every((p, i) => p.fixedKey === live[i]?.fixedKey)
+    ) {
+      const plans = partial.map((p, i) =>
+        planIncremental(live[i] as FamilyTable, p, request.changedServicePorts)
+      );
+      kind = "partial";
+      lines = plans.flatMap((p) => p.commands);
+      next = live;
+      commit = () => plans.forEach((p) => p.commit());
+    } else {
+      next = FAMILIES.map((f) => renderFamily(snapshot, f));
+      const keep = live !== null && next.every((n, i) => n.fixedKey === live[i]?.fixedKey);
+      kind = keep ? "flush" : "scratch";
+      lines = next.flatMap((n, i) => fullTransaction(n, keep ? live[i] ?? null : null));
+      commit = () => {
+        this.#live = next;
+      };
+    }
+
+    const script = lines.join("\n") + "\n";
+    const linesSent = lines.length === 0 ? 0 : script.split("\n").length - 1;
+    if (lines.length > 0) {
+      try {
+        await runTool(this.#nft, ["-f", "-"], this.#toolOptions(script));
+      } catch (error) {
+        // nft transactions are atomic: the old rules stay. Rewrite everything next time.
+        this.#live = null;
+        throw error;
+      }
+    }
+    commit();
+    this.#lastKind = kind;
+    const prev = this.#lastSnapshot;
+    this.#lastSnapshot = snapshot;
+
+    let conntrackCleared = 0;
+    if (this.#conntrackCleanup) {
+      const filters = kind === "partial"
+        ? staleConntrackFilters(prev, snapshot, request.changedServicePorts)
+        : staleConntrackFilters(prev, snapshot);
+      if (filters.length > 0) {
+        conntrackCleared = await clearConntrack(filters, {
+          ...(this.#netns !== undefined ? { netns: this.#netns } : {}),
+          conntrackPath: this.#conntrack,
+          log: this.#log,
+        });
+      }
+    }
+    const rules = (this.#live ?? []).reduce((n, t) => n + ruleCount(t), 0);
+    return { full: kind !== "partial", linesSent, ruleCount: rules, conntrackCleared };
+  }
+
+  /** `nft list table ip kproxy` and `ip6 kproxy`, as the kernel reports them. */
+  async liveRules(): Promise<string> {
+    const out: string[] = [];
+    for (const family of ["ip", "ip6"]) {
+      const result = await runToolResult(
+        this.#nft,
+        ["list", "table", family, TABLE_NAME],
+        this.#toolOptions(),
+      );
+      if (result.code === 0) out.push(result.stdout);
+      else if (!/No such file or directory/.test(result.stderr)) {
+        throw new Error(`Cannot list table ${family} ${TABLE_NAME}: ${result.stderr.trim()}`);
+      }
+    }
+    return out.join("");
+  }
+
+  /** Deletes both `kproxy` tables (and nothing else) in one transaction. */
+  async cleanup(): Promise<void> {
+    const script = ["ip", "ip6"]
+      .flatMap((f) => [`add table ${f} ${TABLE_NAME}`, `delete table ${f} ${TABLE_NAME}`])
+      .join("\n") + "\n";
+    await runTool(this.#nft, ["-f", "-"], this.#toolOptions(script));
+    this.#live = null;
+    this.#lastSnapshot = null;
+  }
+}
+
+registerApplier("nftables", (options) => new NftablesApplier(options));

@@ -1,0 +1,191 @@
+/**
+ * The fixed part of a family's table: base chains hooked into netfilter, the dispatch chains
+ * that look packets up in the verdict maps, and the declarations of the shared sets and maps.
+ * Which built-in hook jumps to which of our chains is a data table, as in kube-proxy.
+ */
+import type { ProxySnapshot } from "../../snapshot/types.ts";
+import { FIXED } from "./names.ts";
+import type { ChainSpec, FamilyContext } from "./model.ts";
+import { parseCIDR, parseIP } from "../../model/ip.ts";
+
+/** A base chain: `type T hook H priority P`. */
+export interface BaseChainSpec extends ChainSpec {
+  /** `filter` or `nat`. */
+  readonly type: "filter" | "nat";
+  /** The netfilter hook. */
+  readonly hook: "prerouting" | "input" | "forward" | "output" | "postrouting";
+  /** Numeric priority (dstnat is -100, srcnat 100). */
+  readonly priority: number;
+}
+
+/** A shared set or map: its declaration and any fixed elements. */
+export interface SharedSetSpec {
+  /** `set` or `map`. */
+  readonly kind: "set" | "map";
+  /** Name. */
+  readonly name: string;
+  /** Declaration body, without elements. */
+  readonly declaration: string;
+  /** Elements that come from the node or options (not from service ports). */
+  readonly fixedElements: readonly string[];
+}
+
+/** The fixed part of one family's table. */
+export interface FixedRules {
+  /** Shared sets and maps, in declaration order. */
+  readonly sets: readonly SharedSetSpec[];
+  /** Base chains. */
+  readonly baseChains: readonly BaseChainSpec[];
+  /** Fixed regular chains. */
+  readonly chains: readonly ChainSpec[];
+}
+
+/** Filter chains run before DNAT (priority dstnat-10) so they see the service address. */
+const FILTER_PRIORITY = -110;
+const DNAT_PRIORITY = -100;
+const SNAT_PRIORITY = 100;
+
+/** Which base chain jumps to which dispatch chain, and on what condition. */
+const JUMPS: readonly {
+  readonly from: string;
+  readonly to: string;
+  readonly match: string;
+}[] = [
+  { from: "filter-prerouting", to: FIXED.firewallCheckChain, match: "ct state new " },
+  { from: "filter-input", to: FIXED.nodePortEndpointsCheckChain, match: "ct state new " },
+  { from: "filter-input", to: FIXED.serviceEndpointsCheckChain, match: "ct state new " },
+  { from: "filter-forward", to: FIXED.serviceEndpointsCheckChain, match: "ct state new " },
+  { from: "filter-output", to: FIXED.serviceEndpointsCheckChain, match: "ct state new " },
+  { from: "filter-output", to: FIXED.firewallCheckChain, match: "ct state new " },
+  { from: "nat-prerouting", to: FIXED.servicesChain, match: "" },
+  { from: "nat-output", to: FIXED.servicesChain, match: "" },
+  { from: "nat-postrouting", to: FIXED.masqueradingChain, match: "" },
+];
+
+const BASE_CHAINS: readonly Omit<BaseChainSpec, "rules">[] = [
+  { name: "filter-prerouting", type: "filter", hook: "prerouting", priority: FILTER_PRIORITY },
+  { name: "filter-input", type: "filter", hook: "input", priority: FILTER_PRIORITY },
+  { name: "filter-forward", type: "filter", hook: "forward", priority: FILTER_PRIORITY },
+  { name: "filter-output", type: "filter", hook: "output", priority: FILTER_PRIORITY },
+  { name: "nat-prerouting", type: "nat", hook: "prerouting", priority: DNAT_PRIORITY },
+  { name: "nat-output", type: "nat", hook: "output", priority: DNAT_PRIORITY },
+  { name: "nat-postrouting", type: "nat", hook: "postrouting", priority: SNAT_PRIORITY },
+];
+
+/** The fwmark value of the masquerade bit, as nft prints it (`0x00004000`). */
+export function masqueradeMark(bit: number): string {
+  return `0x${(2 ** bit).toString(16).padStart(8, "0")}`;
+}
+
+/** The per-family context the service port renderer needs, from the snapshot. */
+export function familyContext(snapshot: ProxySnapshot, family: "IPv4" | "IPv6"): FamilyContext {
+  const clusterCIDRs = snapshot.options.clusterCIDRs.filter((c) => parseCIDR(c)?.family === family);
+  const nodeIP = snapshot.node.primaryIPs.find((ip) => parseIP(ip)?.family === family) ?? null;
+  return {
+    family,
+    ipX: family === "IPv4" ? "ip" : "ip6",
+    addrType: family === "IPv4" ? "ipv4_addr" : "ipv6_addr",
+    clusterCIDRs,
+    masqueradeAll: snapshot.options.masqueradeAll,
+    nodeIP,
+  };
+}
+
+/** NodePort addresses of this family, or null for every local address. */
+function nodePortIPs(snapshot: ProxySnapshot, ctx: FamilyContext): string[] | null {
+  const ips = snapshot.node.nodePortIPs;
+  if (ips === null) return null;
+  // Loopback NodePorts are not supported by nftables mode (as upstream).
+  return ips.filter((ip) => {
+    const p = parseIP(ip);
+    return p !== null && p.family === ctx.family && !ip.startsWith("127.") && ip !== "::1";
+  });
+}
+
+/** The fixed part of the table for one family. */
+export function fixedRules(snapshot: ProxySnapshot, ctx: FamilyContext): FixedRules {
+  const { ipX, addrType } = ctx;
+  const mark = masqueradeMark(snapshot.options.masqueradeBit);
+  const npIPs = nodePortIPs(snapshot, ctx);
+  const key3 = `${addrType} . inet_proto . inet_service`;
+  const sets: SharedSetSpec[] = [];
+  if (ctx.clusterCIDRs.length > 1) {
+    sets.push({
+      kind: "set",
+      name: FIXED.clusterCIDRsSet,
+      declaration: `type ${addrType}; flags interval;`,
+      fixedElements: ctx.clusterCIDRs,
+    });
+  }
+  if (npIPs !== null) {
+    sets.push({
+      kind: "set",
+      name: FIXED.nodePortIPsSet,
+      declaration: `type ${addrType};`,
+      fixedElements: npIPs,
+    });
+  }
+  const map = (name: string, type: string): SharedSetSpec => ({
+    kind: "map",
+    name,
+    declaration: `type ${type} : verdict;`,
+    fixedElements: [],
+  });
+  sets.push(
+    {
+      kind: "set",
+      name: FIXED.hairpinSet,
+      declaration: `type ${addrType} . ${addrType};`,
+      fixedElements: [],
+    },
+    map(FIXED.serviceIPsMap, key3),
+    map(FIXED.serviceNodePortsMap, "inet_proto . inet_service"),
+    map(FIXED.noEndpointServicesMap, key3),
+    map(FIXED.noEndpointNodePortsMap, "inet_proto . inet_service"),
+    map(FIXED.firewallIPsMap, key3),
+  );
+
+  const baseChains: BaseChainSpec[] = BASE_CHAINS.map((bc) => ({
+    ...bc,
+    rules: JUMPS.filter((j) => j.from === bc.name).map((j) => `${j.match}jump ${j.to}`),
+  }));
+
+  const vipKey = `${ipX} daddr . meta l4proto . th dport`;
+  const nodePortMatch = npIPs === null
+    ? `fib daddr type local ${ipX} daddr != ${ipX === "ip" ? "127.0.0.0/8" : "::1"}`
+    : `${ipX} daddr @${FIXED.nodePortIPsSet}`;
+  const chains: ChainSpec[] = [
+    {
+      name: FIXED.servicesChain,
+      rules: [
+        `${vipKey} vmap @${FIXED.serviceIPsMap}`,
+        `${nodePortMatch} meta l4proto . th dport vmap @${FIXED.serviceNodePortsMap}`,
+      ],
+    },
+    {
+      name: FIXED.serviceEndpointsCheckChain,
+      rules: [`${vipKey} vmap @${FIXED.noEndpointServicesMap}`],
+    },
+    {
+      name: FIXED.nodePortEndpointsCheckChain,
+      rules: [`${nodePortMatch} meta l4proto . th dport vmap @${FIXED.noEndpointNodePortsMap}`],
+    },
+    { name: FIXED.firewallCheckChain, rules: [`${vipKey} vmap @${FIXED.firewallIPsMap}`] },
+    {
+      name: FIXED.rejectChain,
+      rules: ["meta l4proto tcp reject with tcp reset", "reject"],
+    },
+    { name: FIXED.markMasqChain, rules: [`meta mark set meta mark | ${mark}`] },
+    {
+      name: FIXED.masqueradingChain,
+      rules: [
+        // Hairpin: a pod that reached itself through a service must see the node as source.
+        `ct status dnat ${ipX} saddr . ${ipX} daddr @${FIXED.hairpinSet} jump ${FIXED.markMasqChain}`,
+        `meta mark & ${mark} == 0 return`,
+        `meta mark set meta mark ^ ${mark}`,
+        "masquerade fully-random",
+      ],
+    },
+  ];
+  return { sets, baseChains, chains };
+}

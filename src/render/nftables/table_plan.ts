@@ -1,0 +1,318 @@
+/**
+ * Whole-table text and incremental transactions for one family's table (pure).
+ *
+ * {@link renderFamily} turns a snapshot into a {@link FamilyTable}: the typed pieces plus who
+ * claims each shared map element. {@link fullTableText} writes it as a declarative nft block;
+ * {@link planIncremental} writes the commands that turn a live table into the next one for a
+ * few changed service ports, so its size follows the change, not the cluster.
+ */
+import type { IPFamily, ProxySnapshot, ServicePortSnapshot } from "../../snapshot/types.ts";
+import { familyContext, type FixedRules, fixedRules } from "./fixed_rules.ts";
+import type { ChainSpec, ElementSpec, FamilyContext, ServicePortRules, SetSpec } from "./model.ts";
+import { TABLE_NAME } from "./names.ts";
+import { renderServicePort } from "./service_port_rules.ts";
+
+/** Claims on shared elements: set → key → claiming service port id → value. */
+export type ElementClaims = Map<string, Map<string, Map<string, string | null>>>;
+
+/** One family's table as kproxy means it to be (also its memory of what is live). */
+export interface FamilyTable {
+  /** `ip` or `ip6`. */
+  readonly tableFamily: "ip" | "ip6";
+  /** Render context. */
+  readonly ctx: FamilyContext;
+  /** Fixed part. */
+  readonly fixed: FixedRules;
+  /** Canonical text of the fixed part; when it changes the table is rewritten. */
+  readonly fixedKey: string;
+  /** Per service port pieces, by id. */
+  readonly ports: Map<string, ServicePortRules>;
+  /** Element claims. */
+  readonly claims: ElementClaims;
+}
+
+/** An incremental transaction and how to record it once it is live. */
+export interface IncrementalPlan {
+  /** nft commands, one per line. */
+  readonly commands: readonly string[];
+  /** Updates the table memory to the new state (call only after the commands succeeded). */
+  commit(): void;
+}
+
+/** The winning claim of a key: the smallest service port id (deterministic). */
+function winner(claims: Map<string, string | null> | undefined): { value: string | null } | null {
+  if (claims === undefined || claims.size === 0) return null;
+  let best: string | null = null;
+  for (const id of claims.keys()) if (best === null || id < best) best = id;
+  return { value: claims.get(best as string) ?? null };
+}
+
+function addClaims(claims: ElementClaims, id: string, elements: readonly ElementSpec[]): void {
+  for (const el of elements) {
+    let byKey = claims.get(el.set);
+    if (byKey === undefined) claims.set(el.set, byKey = new Map());
+    let byId = byKey.get(el.key);
+    if (byId === undefined) byKey.set(el.key, byId = new Map());
+    if (!byId.has(id)) byId.set(id, el.value);
+  }
+}
+
+function removeClaims(claims: ElementClaims, id: string, elements: readonly ElementSpec[]): void {
+  for (const el of elements) {
+    const byKey = claims.get(el.set);
+    const byId = byKey?.get(el.key);
+    if (byId === undefined) continue;
+    byId.delete(id);
+    if (byId.size === 0) byKey?.delete(el.key);
+  }
+}
+
+/** The service port with `id` in a snapshot (its ports are sorted by id), by binary search. */
+export function findServicePort(snapshot: ProxySnapshot, id: string): ServicePortSnapshot | null {
+  const list = snapshot.servicePorts;
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const sp = list[mid] as ServicePortSnapshot;
+    if (sp.id === id) return sp;
+    if (sp.id < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return null;
+}
+
+/**
+ * Renders the table of one family for a snapshot; with `only`, just those service ports (what
+ * an incremental sync needs: its cost follows the change, not the cluster).
+ */
+export function renderFamily(
+  snapshot: ProxySnapshot,
+  family: IPFamily,
+  only?: readonly string[],
+): FamilyTable {
+  const ctx = familyContext(snapshot, family);
+  const fixed = fixedRules(snapshot, ctx);
+  const ports = new Map<string, ServicePortRules>();
+  const claims: ElementClaims = new Map();
+  const list = only === undefined
+    ? snapshot.servicePorts
+    : only.map((id) => findServicePort(snapshot, id)).filter((sp) => sp !== null);
+  for (const sp of list) {
+    const rules = renderServicePort(sp, ctx);
+    if (rules === null) continue;
+    ports.set(sp.id, rules);
+    addClaims(claims, sp.id, rules.elements);
+  }
+  return {
+    tableFamily: ctx.ipX,
+    ctx,
+    fixed,
+    fixedKey: JSON.stringify(fixed),
+    ports,
+    claims,
+  };
+}
+
+function elementText(key: string, value: string | null): string {
+  return value === null ? key : `${key} : ${value}`;
+}
+
+/** The live elements of each shared set, in service port order (then fixed ones first). */
+function liveElements(table: FamilyTable): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const s of table.fixed.sets) out.set(s.name, [...s.fixedElements]);
+  for (const [id, rules] of table.ports) {
+    for (const el of rules.elements) {
+      const byId = table.claims.get(el.set)?.get(el.key);
+      const win = winner(byId);
+      if (win === null) continue;
+      // Emit once, from the winning claimant.
+      let best: string | null = null;
+      for (const cid of byId?.keys() ?? []) if (best === null || cid < best) best = cid;
+      if (best !== id) continue;
+      out.get(el.set)?.push(elementText(el.key, win.value));
+    }
+  }
+  return out;
+}
+
+function chainBlock(name: string, header: string | null, rules: readonly string[]): string[] {
+  const lines = [`\tchain ${name} {`];
+  if (header !== null) lines.push(`\t\t${header}`);
+  for (const r of rules) lines.push(`\t\t${r}`);
+  lines.push("\t}");
+  return lines;
+}
+
+/** Number of rules the table holds. */
+export function ruleCount(table: FamilyTable): number {
+  let n = 0;
+  for (const c of table.fixed.baseChains) n += c.rules.length;
+  for (const c of table.fixed.chains) n += c.rules.length;
+  for (const p of table.ports.values()) for (const c of p.chains) n += c.rules.length;
+  return n;
+}
+
+/** The whole table as one declarative nft block (deterministic). */
+export function fullTableText(table: FamilyTable): string {
+  const lines: string[] = [`table ${table.tableFamily} ${TABLE_NAME} {`];
+  lines.push(`\tcomment "rules for kproxy"`);
+  const elements = liveElements(table);
+  for (const s of table.fixed.sets) {
+    const els = elements.get(s.name) ?? [];
+    lines.push(`\t${s.kind} ${s.name} {`);
+    for (const part of s.declaration.split(";").map((p) => p.trim()).filter((p) => p !== "")) {
+      lines.push(`\t\t${part}`);
+    }
+    if (els.length > 0) {
+      lines.push("\t\telements = {");
+      els.forEach((e, i) => lines.push(`\t\t\t${e}${i < els.length - 1 ? "," : ""}`));
+      lines.push("\t\t}");
+    }
+    lines.push("\t}");
+  }
+  for (const p of table.ports.values()) {
+    for (const s of p.sets) lines.push(`\tset ${s.name} { ${s.declaration} }`);
+  }
+  for (const bc of table.fixed.baseChains) {
+    const header = `type ${bc.type} hook ${bc.hook} priority ${bc.priority}; policy accept;`;
+    lines.push(...chainBlock(bc.name, header, bc.rules));
+  }
+  for (const c of table.fixed.chains) lines.push(...chainBlock(c.name, null, c.rules));
+  for (const p of table.ports.values()) {
+    for (const c of p.chains) lines.push(...chainBlock(c.name, null, c.rules));
+  }
+  lines.push("}");
+  return lines.join("\n") + "\n";
+}
+
+/** The names of every per-service-port chain and set of a table. */
+export function servicePortObjects(
+  table: FamilyTable,
+): { chains: Map<string, ChainSpec>; sets: Map<string, SetSpec> } {
+  const chains = new Map<string, ChainSpec>();
+  const sets = new Map<string, SetSpec>();
+  for (const p of table.ports.values()) {
+    for (const c of p.chains) chains.set(c.name, c);
+    for (const s of p.sets) sets.set(s.name, s);
+  }
+  return { chains, sets };
+}
+
+function sameRules(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((r, i) => r === b[i]);
+}
+
+/**
+ * The commands that turn `live` into the table `next` would be for the service ports `ids`,
+ * touching nothing else. `next` must have been rendered from the same fixed part as `live`.
+ */
+export function planIncremental(
+  live: FamilyTable,
+  next: FamilyTable,
+  ids: readonly string[],
+): IncrementalPlan {
+  const t = `${live.tableFamily} ${TABLE_NAME}`;
+  const deleteElements: string[] = [];
+  const flushChains: string[] = [];
+  const deleteObjects: string[] = [];
+  const addObjects: string[] = [];
+  const addRules: string[] = [];
+  const addElements: string[] = [];
+
+  // Element changes: recompute the winners of every key a changed port touches.
+  const touched = new Map<string, Set<string>>();
+  const touch = (els: readonly ElementSpec[]) => {
+    for (const el of els) {
+      let keys = touched.get(el.set);
+      if (keys === undefined) touched.set(el.set, keys = new Set());
+      keys.add(el.key);
+    }
+  };
+  const updates: { id: string; before: ServicePortRules | null; after: ServicePortRules | null }[] =
+    [];
+  for (const id of new Set(ids)) {
+    const before = live.ports.get(id) ?? null;
+    const after = next.ports.get(id) ?? null;
+    if (before === null && after === null) continue;
+    updates.push({ id, before, after });
+    if (before !== null) touch(before.elements);
+    if (after !== null) touch(after.elements);
+  }
+  for (const [set, keys] of touched) {
+    for (const key of keys) {
+      const liveClaims = live.claims.get(set)?.get(key);
+      const nextClaims = new Map(liveClaims ?? []);
+      for (const u of updates) {
+        nextClaims.delete(u.id);
+        const el = u.after?.elements.find((e) => e.set === set && e.key === key);
+        if (el !== undefined) nextClaims.set(u.id, el.value);
+      }
+      const a = winner(liveClaims);
+      const b = winner(nextClaims);
+      if (a !== null && (b === null || a.value !== b.value)) {
+        deleteElements.push(`delete element ${t} ${set} { ${key} }`);
+      }
+      if (b !== null && (a === null || a.value !== b.value)) {
+        addElements.push(`add element ${t} ${set} { ${elementText(key, b.value)} }`);
+      }
+    }
+  }
+
+  // Chains and sets of the changed ports.
+  for (const { before, after } of updates) {
+    const oldChains = new Map((before?.chains ?? []).map((c) => [c.name, c]));
+    const newChains = new Map((after?.chains ?? []).map((c) => [c.name, c]));
+    for (const [name, c] of oldChains) {
+      const n = newChains.get(name);
+      if (n === undefined) {
+        flushChains.push(`flush chain ${t} ${name}`);
+        deleteObjects.push(`delete chain ${t} ${name}`);
+      } else if (!sameRules(c.rules, n.rules)) {
+        flushChains.push(`flush chain ${t} ${name}`);
+        for (const r of n.rules) addRules.push(`add rule ${t} ${name} ${r}`);
+      }
+    }
+    for (const [name, c] of newChains) {
+      if (oldChains.has(name)) continue;
+      addObjects.push(`add chain ${t} ${name}`);
+      for (const r of c.rules) addRules.push(`add rule ${t} ${name} ${r}`);
+    }
+    const oldSets = new Map((before?.sets ?? []).map((s) => [s.name, s]));
+    const newSets = new Map((after?.sets ?? []).map((s) => [s.name, s]));
+    for (const [name, s] of oldSets) {
+      const n = newSets.get(name);
+      if (n === undefined || n.declaration !== s.declaration) {
+        deleteObjects.push(`delete set ${t} ${name}`);
+      }
+    }
+    for (const [name, s] of newSets) {
+      const o = oldSets.get(name);
+      if (o === undefined || o.declaration !== s.declaration) {
+        addObjects.push(`add set ${t} ${name} { ${s.declaration} }`);
+      }
+    }
+  }
+
+  const commands = [
+    ...deleteElements,
+    ...flushChains,
+    ...deleteObjects,
+    ...addObjects,
+    ...addRules,
+    ...addElements,
+  ];
+  return {
+    commands,
+    commit() {
+      for (const u of updates) {
+        if (u.before !== null) removeClaims(live.claims, u.id, u.before.elements);
+        if (u.after !== null) {
+          addClaims(live.claims, u.id, u.after.elements);
+          live.ports.set(u.id, u.after);
+        } else live.ports.delete(u.id);
+      }
+    },
+  };
+}
