@@ -5,9 +5,12 @@
  */
 
 const MAX_COMMENT_BYTES = 255;
+// Printable ASCII without `"`, `'` and `\`.
+const SAFE = /^[\x20\x21\x23-\x26\x28-\x5b\x5d-\x7e]*$/;
 
 /** `text` as one double-quoted iptables-restore word that cannot break out of its rule. */
 export function quoteComment(text: string): string {
+  if (text.length <= MAX_COMMENT_BYTES && SAFE.test(text)) return `"${text}"`;
   let safe = "";
   for (const ch of text) {
     const code = ch.codePointAt(0) as number;

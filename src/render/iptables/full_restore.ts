@@ -4,8 +4,13 @@
  * know about the rules now live (its shared-chain rules and the chains it owns).
  */
 import type { IPFamily } from "../../model/ip.ts";
-import type { ProxySnapshot } from "../../snapshot/types.ts";
+import type {
+  ProxySnapshot,
+  ServicePortFamily,
+  ServicePortSnapshot,
+} from "../../snapshot/types.ts";
 import {
+  type FamilyContext,
   familyContext,
   type FamilyContextOptions,
   nodePortDestinations,
@@ -76,6 +81,41 @@ export function liveServicePort(hash: string, rules: ServicePortRules): LiveServ
   };
 }
 
+// Snapshot entries are frozen and shared between snapshots while unchanged, so their rendered
+// rules can be reused by the next full render (keyed by the context they were rendered in).
+const ruleCache = new WeakMap<ServicePortSnapshot, Map<string, ServicePortRules>>();
+
+/** The rules of `sp` in `fam`, from the cache when this entry was rendered in `ctx` before. */
+export function cachedServicePortRules(
+  sp: ServicePortSnapshot,
+  fam: ServicePortFamily,
+  ctx: FamilyContext,
+): ServicePortRules {
+  const key = contextKey(ctx);
+  let perCtx = ruleCache.get(sp);
+  const hit = perCtx?.get(key);
+  if (hit !== undefined) return hit;
+  const rules = renderServicePort(sp, fam, ctx);
+  if (perCtx === undefined) {
+    perCtx = new Map();
+    ruleCache.set(sp, perCtx);
+  }
+  if (perCtx.size > 4) perCtx.clear();
+  perCtx.set(key, rules);
+  return rules;
+}
+
+const contextKeys = new WeakMap<FamilyContext, string>();
+
+function contextKey(ctx: FamilyContext): string {
+  let key = contextKeys.get(ctx);
+  if (key === undefined) {
+    key = JSON.stringify(ctx);
+    contextKeys.set(ctx, key);
+  }
+  return key;
+}
+
 /** Renders every service port of `family` in snapshot order. */
 export function renderServicePorts(
   snapshot: ProxySnapshot,
@@ -87,7 +127,7 @@ export function renderServicePorts(
   for (const sp of snapshot.servicePorts) {
     const fam = sp.families.find((f) => f.family === family);
     if (fam === undefined) continue;
-    out.push({ hash: sp.hash, rules: renderServicePort(sp, fam, ctx) });
+    out.push({ hash: sp.hash, rules: cachedServicePortRules(sp, fam, ctx) });
   }
   return out;
 }

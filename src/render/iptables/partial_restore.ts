@@ -8,8 +8,13 @@
 import type { IPFamily } from "../../model/ip.ts";
 import type { ProxySnapshot } from "../../snapshot/types.ts";
 import { familyContext, type FamilyContextOptions } from "./family_context.ts";
-import { insertsAtTop, type LiveServicePort, liveServicePort } from "./full_restore.ts";
-import { renderServicePort, type ServicePortRules, type TopRule } from "./service_rules.ts";
+import {
+  cachedServicePortRules,
+  insertsAtTop,
+  type LiveServicePort,
+  liveServicePort,
+} from "./full_restore.ts";
+import type { ServicePortRules, TopRule } from "./service_rules.ts";
 
 /** What a partial sync sends and what it changes in kproxy's memory. */
 export interface PartialRestore {
@@ -74,7 +79,7 @@ export function renderPartialRestore(
     const sp = byId.get(id);
     const fam = sp?.families.find((f) => f.family === family);
     const after: ServicePortRules | null = sp !== undefined && fam !== undefined
-      ? renderServicePort(sp, fam, ctx)
+      ? cachedServicePortRules(sp, fam, ctx)
       : null;
     if (before === null && after === null) continue;
     rewritten.push(id);
