@@ -49,11 +49,18 @@ function asRecord(value: unknown): Record<string, unknown> | null {
     : null;
 }
 
-/** `namespace/name` of a raw object, as far as it can be read. */
+const NAMESPACED_KINDS: ReadonlySet<string> = new Set(["Service", "EndpointSlice"]);
+
+/**
+ * `namespace/name` of a raw object, as far as it can be read; namespaced kinds without a
+ * namespace are in `default` (as the store keys them), Nodes and unknown kinds have no namespace.
+ */
 export function rawObjectName(raw: unknown): string {
-  const meta = asRecord(asRecord(raw)?.["metadata"]);
+  const record = asRecord(raw);
+  const meta = asRecord(record?.["metadata"]);
   const name = typeof meta?.["name"] === "string" ? meta["name"] : "<unnamed>";
-  const ns = typeof meta?.["namespace"] === "string" ? meta["namespace"] : null;
+  let ns = typeof meta?.["namespace"] === "string" ? meta["namespace"] : null;
+  if (ns === null && NAMESPACED_KINDS.has(String(record?.["kind"]))) ns = "default";
   return ns === null ? name : `${ns}/${name}`;
 }
 
@@ -75,6 +82,17 @@ function objectError(
   };
 }
 
+/** Zod's expected-type names in words a manifest author reads. */
+const EXPECTED_WORDS: Readonly<Record<string, string>> = {
+  number: "must be a number",
+  int: "must be a whole number",
+  string: "must be a string",
+  boolean: "must be true or false",
+  array: "must be a list",
+  object: "must be a mapping",
+  record: "must be a mapping",
+};
+
 function fromZod(
   origin: string,
   kind: string,
@@ -89,7 +107,9 @@ function fromZod(
   for (const p of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[p];
   let problem = issue.message;
   if (issue.code === "invalid_type" && value === undefined) problem = "is missing";
-  else if (issue.code === "invalid_type") problem = `must be ${issue.expected}`;
+  else if (issue.code === "invalid_type") {
+    problem = EXPECTED_WORDS[issue.expected] ?? `must be ${issue.expected}`;
+  }
   return objectError(origin, kind, name, field, problem);
 }
 

@@ -114,7 +114,8 @@ function collectEndpoints(
         ip: ip.text,
         port: port.port,
         ready,
-        serving: ep.conditions?.serving ?? ready,
+        // kube-proxy reads an absent `serving` as true, whatever `ready` says.
+        serving: ep.conditions?.serving ?? true,
         terminating: ep.conditions?.terminating ?? false,
         nodeName: ep.nodeName ?? null,
         zone: ep.zone ?? null,
@@ -161,6 +162,9 @@ export function buildServicePorts(
   const affinity = spec.sessionAffinity === "ClientIP"
     ? spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? DEFAULT_AFFINITY_TIMEOUT_SECONDS
     : null;
+  // kube-proxy's ExternallyAccessible(service): the policy applies to NodePort and LoadBalancer
+  // services, and to others with external IPs (per family, rules only exist for reachable IPs).
+  const externallyAccessible = type !== "ClusterIP" || externalIPs.length > 0;
   const internalTrafficPolicy: TrafficPolicy = spec.internalTrafficPolicy === "Local"
     ? "Local"
     : "Cluster";
@@ -178,12 +182,10 @@ export function buildServicePorts(
     const protocol: Protocol = port.protocol ?? "TCP";
     const nodePort = type !== "ClusterIP" && port.nodePort ? port.nodePort : null;
     const families: ServicePortFamily[] = [];
-    let anyExternal = nodePort !== null;
     for (const clusterIP of clusterIPs) {
       const family = parseIP(clusterIP)?.family as IPFamily;
       const fExternal = byFamily(externalIPs, family);
       const fLB = byFamily(lbIPs, family);
-      if (fExternal.length > 0 || fLB.length > 0) anyExternal = true;
       families.push({
         family,
         clusterIP,
@@ -199,7 +201,7 @@ export function buildServicePorts(
     }
     families.sort((a, b) => (a.family < b.family ? -1 : 1));
     const externalTrafficPolicy: TrafficPolicy =
-      anyExternal && spec.externalTrafficPolicy === "Local" ? "Local" : "Cluster";
+      externallyAccessible && spec.externalTrafficPolicy === "Local" ? "Local" : "Cluster";
     const categorized = families.map((f) => {
       const anyExternalHere = nodePort !== null || f.externalIPs.length > 0 ||
         f.loadBalancerIPs.length > 0;
@@ -223,9 +225,11 @@ export function buildServicePorts(
       port: port.port,
       type,
       nodePort,
-      healthCheckNodePort: externalTrafficPolicy === "Local" && spec.healthCheckNodePort
-        ? spec.healthCheckNodePort
-        : null,
+      // Like kube-proxy's NeedsHealthCheck: only LoadBalancer services with a Local policy.
+      healthCheckNodePort:
+        type === "LoadBalancer" && externalTrafficPolicy === "Local" && spec.healthCheckNodePort
+          ? spec.healthCheckNodePort
+          : null,
       sessionAffinityTimeoutSeconds: affinity,
       externalTrafficPolicy,
       internalTrafficPolicy,

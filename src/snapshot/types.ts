@@ -25,7 +25,7 @@ export interface EndpointInfo {
   readonly port: number;
   /** `conditions.ready` (absent means true). */
   readonly ready: boolean;
-  /** `conditions.serving` (absent means the same as ready). */
+  /** `conditions.serving` (absent means true, as kube-proxy reads it). */
   readonly serving: boolean;
   /** `conditions.terminating` (absent means false). */
   readonly terminating: boolean;
