@@ -28,8 +28,11 @@ export interface ProbeOptions {
   readonly concurrency?: number;
 }
 
-/** How long a probe waits for an answer before reporting `timeout`, by default. */
-export const DEFAULT_PROBE_TIMEOUT_MS = 400;
+/**
+ * How long a probe waits for an answer before reporting `timeout`, by default: generous, since
+ * it only costs time when nothing answers (checks that expect a drop set a shorter one).
+ */
+export const DEFAULT_PROBE_TIMEOUT_MS = 1000;
 
 /** The request line the agent reads (internal wire format). */
 export interface ProbeRequest extends ProbeTarget {

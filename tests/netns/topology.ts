@@ -509,10 +509,10 @@ export async function createTopology(spec: TopologySpec = {}): Promise<Topology>
     client2,
     namespaces,
     netnsOf,
-    exec: (ns, argv) => {
+    exec: async (ns, argv) => {
       const [tool, ...args] = argv;
       if (tool === undefined) throw new Error("Cannot exec in a namespace: argv is empty");
-      return runToolResult(tool, args, { netns: netnsOf(ns) });
+      return await runToolResult(tool, args, { netns: netnsOf(ns) });
     },
     probe: async (from, target, options) => {
       const [result] = await probeMany(from, target, 1, options);

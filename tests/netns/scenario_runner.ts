@@ -1,0 +1,226 @@
+/**
+ * Runs scenarios against a backend with real packets: per scenario a fresh topology, pod
+ * servers, snapshots built by kproxy's own reconciler, one full sync then incremental syncs
+ * through the backend's {@link Applier} in the node namespace, probes, and teardown.
+ *
+ * @module
+ */
+import type { Applier } from "../../src/apply/applier.ts";
+import { parseKubeObject } from "../../src/model/kube_object.ts";
+import type { KubeObject } from "../../src/model/kube_object.ts";
+import {
+  initialProxyState,
+  type ProxyState,
+  reconcile,
+  type SnapshotSettings,
+} from "../../src/snapshot/proxy_state.ts";
+import { THIS_NODE } from "./manifests.ts";
+import { evaluateCheck, type Scenario, type ScenarioCheck } from "./scenario.ts";
+import {
+  createTopology,
+  netnsSupport,
+  nodeAddresses,
+  POD_CIDRS,
+  type Topology,
+} from "./topology.ts";
+
+/** A backend under test: a name and a way to make its applier for a network namespace. */
+export interface ScenarioBackend {
+  /** Prefix of the test names, e.g. `nftables`. */
+  readonly name: string;
+  /** The backend's applier, running its tools in `netns` (the topology's node namespace). */
+  makeApplier(netns: string): Applier;
+}
+
+/** Options of {@link registerScenarioTests}. */
+export interface ScenarioTableOptions {
+  /** Run only the scenarios with these names (default: all). */
+  readonly only?: readonly string[];
+  /** Known gaps: scenario name → why it is skipped for this backend (reported, not run). */
+  readonly skip?: Readonly<Record<string, string>>;
+}
+
+/** Timings and counts of one scenario run. */
+export interface ScenarioReport {
+  /** Scenario name. */
+  readonly name: string;
+  /** Milliseconds to build the topology and start the pod servers. */
+  readonly topologyMs: number;
+  /** Milliseconds spent in `applier.sync` (all steps). */
+  readonly syncMs: number;
+  /** Milliseconds spent probing (all steps). */
+  readonly probeMs: number;
+  /** Milliseconds to tear down. */
+  readonly teardownMs: number;
+  /** Probes sent. */
+  readonly probes: number;
+}
+
+/** The snapshot settings scenarios use, unless a scenario overrides some. */
+export function scenarioSettings(scenario: Scenario): SnapshotSettings {
+  return {
+    nodeName: THIS_NODE,
+    clusterCIDRs: POD_CIDRS,
+    masqueradeAll: false,
+    masqueradeBit: 14,
+    localhostNodePorts: false,
+    nodePortAddresses: ["primary"],
+    hostAddresses: nodeAddresses(scenario.secondClient ?? false),
+    ...scenario.settings,
+  };
+}
+
+/** Validates a scenario's plain objects with kproxy's own parser; throws on any bad object. */
+export function parseScenarioObjects(scenario: string, raws: readonly unknown[]): KubeObject[] {
+  const out: KubeObject[] = [];
+  for (const raw of raws) {
+    const r = parseKubeObject(raw, `scenario ${scenario}`);
+    if (r.ok === true) out.push(r.value);
+    else if (r.ok === false) throw new Error(r.error.message);
+    else throw new Error(`Scenario ${scenario} has an object of kind ${r.kind} kproxy ignores`);
+  }
+  return out;
+}
+
+const MAX_RULE_LINES = 400;
+
+async function rulesForReport(applier: Applier): Promise<string> {
+  try {
+    const text = await applier.liveRules();
+    const lines = text.split("\n");
+    const head = lines.slice(0, MAX_RULE_LINES).join("\n");
+    return lines.length > MAX_RULE_LINES
+      ? `${head}\n... (${lines.length - MAX_RULE_LINES} more lines)`
+      : head;
+  } catch (e) {
+    return `(liveRules failed: ${e instanceof Error ? e.message : String(e)})`;
+  }
+}
+
+async function runCheck(topology: Topology, check: ScenarioCheck) {
+  const count = check.probes ?? 1;
+  const samePod = check.expect.kind === "answer" && check.expect.samePod === true;
+  return await topology.probeMany(
+    check.from,
+    { protocol: check.protocol ?? "TCP", ip: check.ip, port: check.port },
+    count,
+    {
+      ...(check.timeoutMs === undefined ? {} : { timeoutMs: check.timeoutMs }),
+      ...(check.sourcePort === undefined ? {} : { sourcePort: check.sourcePort }),
+      // Affinity is judged one connection after another, as a client would.
+      ...(samePod ? { concurrency: 1 } : {}),
+    },
+  );
+}
+
+/**
+ * Runs one scenario against a backend; throws an error listing every failed check of the
+ * failing step (with the live rules) and always tears the topology down.
+ */
+export async function runScenario(
+  backend: ScenarioBackend,
+  scenario: Scenario,
+): Promise<ScenarioReport> {
+  const t0 = performance.now();
+  const topology = await createTopology({
+    pods: scenario.pods,
+    secondClient: scenario.secondClient ?? false,
+  });
+  const topologyMs = performance.now() - t0;
+  let syncMs = 0;
+  let probeMs = 0;
+  let probes = 0;
+  let teardownMs = 0;
+  try {
+    const applier = backend.makeApplier(topology.nodeNetns);
+    let state: ProxyState = initialProxyState(scenarioSettings(scenario));
+    let synced = false;
+    for (const [index, step] of scenario.steps.entries()) {
+      const label = `${backend.name}: ${scenario.name}, step ${index + 1} (${step.name})`;
+      const s0 = performance.now();
+      if (step.cleanup) {
+        await applier.cleanup();
+      } else if (step.objects !== undefined || !synced) {
+        if (step.objects === undefined) throw new Error(`${label}: the first step needs objects`);
+        const objects = parseScenarioObjects(scenario.name, step.objects);
+        const result = reconcile(state, [{ type: "replace", objects }]);
+        state = result.state;
+        const full = !synced || result.nodeOrOptionsChanged;
+        const snapshot = state.snapshot;
+        try {
+          await applier.sync({
+            snapshot,
+            changedServicePorts: full
+              ? snapshot.servicePorts.map((sp) => sp.id)
+              : result.changedServicePorts,
+            full,
+          });
+        } catch (e) {
+          throw new Error(`${label}: sync failed: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        synced = true;
+      }
+      syncMs += performance.now() - s0;
+      const p0 = performance.now();
+      const problems: string[] = [];
+      const context = { nodeAddresses: topology.node.addresses };
+      for (const check of step.checks) {
+        const results = await runCheck(topology, check);
+        probes += results.length;
+        problems.push(...evaluateCheck(check, results, context));
+      }
+      probeMs += performance.now() - p0;
+      if (problems.length > 0) {
+        throw new Error(
+          `${label} failed:\n  - ${problems.join("\n  - ")}\n` +
+            `live rules in ${topology.nodeNetns}:\n${await rulesForReport(applier)}`,
+        );
+      }
+    }
+  } finally {
+    const d0 = performance.now();
+    await topology.teardown();
+    teardownMs = performance.now() - d0;
+  }
+  return { name: scenario.name, topologyMs, syncMs, probeMs, teardownMs, probes };
+}
+
+/**
+ * Registers one `Deno.test` per scenario, named `<backend>: <scenario>`. Without root or
+ * `ip netns` the tests are ignored (with one warning saying why). Set `KPROXY_NETNS_TIMING=1`
+ * to print each scenario's timings.
+ */
+export function registerScenarioTests(
+  backend: ScenarioBackend,
+  scenarios: readonly Scenario[],
+  options: ScenarioTableOptions = {},
+): void {
+  const support = netnsSupport();
+  if (!support.ok) {
+    console.warn(`${backend.name} netns scenarios skipped: ${support.reason}`);
+  }
+  const timing = Deno.env.get("KPROXY_NETNS_TIMING") === "1";
+  for (const scenario of scenarios) {
+    if (options.only !== undefined && !options.only.includes(scenario.name)) continue;
+    const skipReason = options.skip?.[scenario.name];
+    if (skipReason !== undefined) {
+      console.warn(`${backend.name}: ${scenario.name} skipped: ${skipReason}`);
+    }
+    Deno.test({
+      name: `${backend.name}: ${scenario.name}`,
+      ignore: !support.ok || skipReason !== undefined,
+      async fn() {
+        const r = await runScenario(backend, scenario);
+        if (timing) {
+          console.log(
+            `  ${r.name}: topology ${r.topologyMs.toFixed(0)} ms, sync ${
+              r.syncMs.toFixed(0)
+            } ms, ${r.probes} probes ${r.probeMs.toFixed(0)} ms, teardown ${
+              r.teardownMs.toFixed(0)
+            } ms`,
+          );
+        }
+      },
+    });
+  }
+}
