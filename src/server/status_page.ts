@@ -41,17 +41,20 @@ header a{color:#cfe3ff}
 main{padding:8px 24px 32px;max-width:1200px}
 h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #d5dae0;padding-bottom:4px}
 .badges{margin-top:8px}
-.badges span,.tag{display:inline-block;border-radius:10px;padding:1px 8px;font-size:12px;margin-right:6px}
+.tag{display:inline-block;border-radius:10px;padding:1px 8px;font-size:12px;margin-right:6px}
 .ok{background:#d8f3dc;color:#1b5e20}.bad{background:#fde2e1;color:#8a1c1c}.neutral{background:#e7ecf2;color:#33404d}
 .svc{background:#fff;border:1px solid #d5dae0;border-radius:6px;margin:10px 0;padding:8px 12px}
 .svc h3{margin:0 0 6px;font-size:15px}
 table{border-collapse:collapse;width:100%}
+table.ports{table-layout:fixed}
+table.ports th:nth-child(1){width:11%}table.ports th:nth-child(2){width:26%}
+table.ports th:nth-child(3){width:7%}table.ports th:nth-child(4){width:20%}
 th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eceff3;vertical-align:top;font-size:13px}
 th{color:#55606b;font-weight:600}
 table.syncs{background:#fff;border:1px solid #d5dae0}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 ul.eps{list-style:none;margin:0;padding:0}
-ul.eps li{white-space:nowrap}
+ul.eps li{overflow-wrap:anywhere}
 li.local code{font-weight:700}
 li.unused{color:#7a8590}
 pre.diff{background:#fff;border:1px solid #d5dae0;border-radius:6px;padding:8px;overflow:auto;max-height:480px}
@@ -65,7 +68,7 @@ function isoTime(ms: number | null): string {
 }
 
 function badge(ok: boolean, text: string): SafeHtml {
-  return markup`<span class="${ok ? "ok" : "bad"}">${text}</span>`;
+  return markup`<span class="tag ${ok ? "ok" : "bad"}">${text}</span>`;
 }
 
 function endpointItem(ep: EndpointInfo, used: boolean): SafeHtml {
@@ -139,7 +142,7 @@ function servicesSection(snapshot: ProxySnapshot, max: number): SafeHtml {
     markup`
 <section class="svc" data-service="${key}">
 <h3>${key} <span class="tag neutral">${ports[0]?.type ?? ""}</span></h3>
-<table><thead><tr><th>Port</th><th>Service port</th><th>Family</th><th>Addresses</th><th>Endpoints</th></tr></thead>
+<table class="ports"><thead><tr><th>Port</th><th>Service port</th><th>Family</th><th>Addresses</th><th>Endpoints</th></tr></thead>
 <tbody>${ports.flatMap(portRows)}</tbody></table>
 </section>`
   );

@@ -1,0 +1,118 @@
+/**
+ * Browser test: headless Chromium loads the status page from a running metrics server (loopback,
+ * port 0) backed by deploy/examples, and the DOM it builds shows a service and its endpoints.
+ * Skipped, with a message, when no Chromium is installed (`apt-get install -y chromium`).
+ *
+ * IP plan (deploy/examples): node 198.18.0.10, pods 198.18.1.0/24, services 198.18.128.0/17.
+ */
+import assert from "node:assert/strict";
+import { createMetricsApp } from "../../src/server/metrics_server.ts";
+import { serveApp } from "../../src/server/serve.ts";
+import { exampleRuntime } from "./_example_runtime.ts";
+
+const CHROMIUM_CANDIDATES = ["chromium", "chromium-browser", "google-chrome", "headless_shell"];
+
+function findChromium(): string | null {
+  const env = Deno.env.get("CHROMIUM");
+  if (env) return env;
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    for (const name of CHROMIUM_CANDIDATES) {
+      try {
+        if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
+      } catch {
+        // not here
+      }
+    }
+  }
+  return null;
+}
+
+const chromium = findChromium();
+if (chromium === null) {
+  console.warn(
+    "page_browser_test: SKIPPED — no chromium on PATH (install it with `apt-get install -y " +
+      "chromium`, or set CHROMIUM=/path/to/chrome)",
+  );
+}
+
+/** Runs headless Chromium with `args` + `url`; returns stdout. */
+async function headless(args: string[], url: string): Promise<string> {
+  const profile = await Deno.makeTempDir({ prefix: "kproxy-chromium-" });
+  try {
+    const cmd = new Deno.Command(chromium as string, {
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        `--user-data-dir=${profile}`,
+        ...args,
+        url,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    });
+    const out = await cmd.output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    if (!out.success) {
+      throw new Error(
+        `Chromium exited with ${out.code}: ${new TextDecoder().decode(out.stderr).slice(-2000)}`,
+      );
+    }
+    return stdout;
+  } finally {
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test({
+  name: "status page in headless Chromium shows services and their endpoints",
+  ignore: chromium === null,
+  sanitizeResources: false, // Chromium's pipes close after the process exits
+  async fn() {
+    const { store, second } = await exampleRuntime();
+    const abort = new AbortController();
+    const server = serveApp(createMetricsApp(store), "127.0.0.1:0", abort.signal);
+    try {
+      const url = `http://127.0.0.1:${server.addr.port}/`;
+      const dom = await headless(["--dump-dom"], url);
+      // The DOM Chromium built (not our source text): parsed, with our structure.
+      assert.match(dom, /<title>kproxy — node-a<\/title>/);
+      const web = /<section class="svc" data-service="default\/web">([\s\S]*?)<\/section>/.exec(
+        dom,
+      );
+      assert.ok(web, "the web service has a section");
+      const section = web[1] as string;
+      assert.match(section, /<tr data-port="default\/web:http">/);
+      assert.match(section, /198\.18\.128\.10/);
+      for (
+        const ep of ["198.18.1.2:8080", "198.18.1.3:8080", "198.18.1.4:8080", "198.18.1.9:8080"]
+      ) {
+        assert.match(section, new RegExp(`data-endpoint="${ep.replace(/\./g, "\\.")}"`), ep);
+      }
+      assert.match(section, /<li class="ep local ready" data-endpoint="198\.18\.1\.2:8080">/);
+      assert.match(section, /data-endpoint="198\.18\.1\.4:8080">.*terminating/);
+      // The dual-stack LoadBalancer service lists both families.
+      assert.match(dom, /data-service="shop\/api"/);
+      assert.match(dom, /data-endpoint="\[fd00::1:30\]:8443"/);
+      // The syncs table and the latest change.
+      assert.match(dom, /<table class="syncs">/);
+      assert.match(dom, new RegExp(`<code>${second.hash}</code>`));
+      assert.match(dom, /\+endpoint 198\.18\.1\.9:8080/);
+
+      const shot = Deno.env.get("KPROXY_SCREENSHOT");
+      if (shot) {
+        await headless([`--screenshot=${shot}`, "--window-size=1280,1400"], url);
+        assert.ok(Deno.statSync(shot).size > 0);
+      }
+    } finally {
+      abort.abort();
+      await server.finished;
+    }
+  },
+});
