@@ -113,6 +113,9 @@ Deno.test("/diff: client mistakes are 4xx with an error", async () => {
     ["/diff?from=0123456789abcdef", 404, /not kept/],
     [`/diff?from=${SNAPSHOT_A.hash}&to=0123456789abcdef`, 404, /not kept/],
     [`/diff?from=${SNAPSHOT_A.hash}&to=nothex!`, 400, /not a snapshot hash/],
+    ["/diff?from=%ZZ", 400, /not a snapshot hash/],
+    [`/diff?from=${"a".repeat(100)}`, 400, /not a snapshot hash/],
+    ["/snapshot?hash=%E0%A4%A", 400, /not a snapshot hash/],
   ];
   for (const [path, status, message] of cases) {
     const res = await app.request(path);

@@ -10,6 +10,7 @@ import { describeSnapshotDiff } from "../snapshot/snapshot_diff.ts";
 import type { ProxySnapshot } from "../snapshot/types.ts";
 import type { SyncLoopHooks, SyncRecord } from "../sync/sync_loop.ts";
 import type { HealthStatus, HealthTracker } from "./health.ts";
+import type { HealthCheckNodePortServers } from "./health_check_node_ports.ts";
 import type { ProxyRuntime, RuntimeDiff } from "./runtime.ts";
 
 /** Options of {@link ProxyRuntimeStore}. */
@@ -28,6 +29,10 @@ export interface ProxyRuntimeStoreOptions {
   readonly keepSnapshots?: number;
   /** Sync records kept (default 50). */
   readonly keepSyncs?: number;
+  /** Health-check node port servers to update after every successful sync (optional). */
+  readonly healthCheckNodePorts?: HealthCheckNodePortServers | null;
+  /** Log sink (health-check node port problems). */
+  readonly log?: (line: string) => void;
   /** Clock (default `Date.now`). */
   readonly now?: () => number;
 }
@@ -127,6 +132,30 @@ export class ProxyRuntimeStore implements ProxyRuntime {
     }
   }
 
+  #hcnpUpdate: Promise<void> = Promise.resolve();
+
+  /** Resolves once the health-check node ports match the last synced snapshot. */
+  healthCheckNodePortsSettled(): Promise<void> {
+    return this.#hcnpUpdate;
+  }
+
+  #updateHealthCheckNodePorts(snapshot: ProxySnapshot): void {
+    const servers = this.#opts.healthCheckNodePorts ?? null;
+    if (servers === null) return;
+    const log = this.#opts.log ?? (() => {});
+    // Serialised: each update starts after the previous one finished opening and closing.
+    this.#hcnpUpdate = this.#hcnpUpdate.then(async () => {
+      try {
+        const result = await servers.update(snapshot, () => this.health().healthy);
+        for (const f of result.failed) {
+          log(`cannot open health check node port ${f.port} of ${f.service}: ${f.error}`);
+        }
+      } catch (e) {
+        log(`cannot update health check node ports: ${e instanceof Error ? e.message : e}`);
+      }
+    });
+  }
+
   /** Hooks for `SyncLoop`: health, metrics and history follow every sync. */
   syncLoopHooks(): SyncLoopHooks {
     const { health, metrics } = this.#opts;
@@ -148,6 +177,7 @@ export class ProxyRuntimeStore implements ProxyRuntime {
         });
         metrics.snapshotApplied(snapshot);
         this.recordSync(record, snapshot);
+        this.#updateHealthCheckNodePorts(snapshot);
       },
       onSyncFailed: (record) => {
         metrics.syncFailed({ durationSeconds: record.durationMs / 1000, full: record.full });

@@ -5,7 +5,11 @@
  * IP plan: node 198.18.0.10, pods 198.18.1.0/24, services 198.18.128.0/17 (no traffic to them).
  */
 import assert from "node:assert/strict";
+import { DEFAULT_PROXY_CONFIG } from "../../src/config/proxy_config.ts";
+import { ProxyMetrics } from "../../src/metrics/proxy_metrics.ts";
+import { HealthTracker } from "../../src/server/health.ts";
 import { HealthCheckNodePortServers } from "../../src/server/health_check_node_ports.ts";
+import { ProxyRuntimeStore } from "../../src/server/runtime_store.ts";
 import type { ProxySnapshot, ServicePortSnapshot } from "../../src/snapshot/types.ts";
 import { exampleRuntime } from "./_example_runtime.ts";
 
@@ -121,6 +125,51 @@ Deno.test("a port in use is reported and retried on the next update", async () =
     } catch {
       // already closed
     }
+    await servers.close();
+  }
+});
+
+Deno.test("the runtime store's sync hooks keep the health-check node ports up to date", async () => {
+  const { second } = await exampleRuntime();
+  let now = Date.UTC(2025, 0, 1);
+  const health = new HealthTracker({ healthTimeoutMs: 60_000 });
+  const servers = new HealthCheckNodePortServers();
+  const store = new ProxyRuntimeStore({
+    config: DEFAULT_PROXY_CONFIG,
+    metrics: new ProxyMetrics({ mode: "nftables" }),
+    health,
+    liveRules: () => Promise.resolve(""),
+    healthCheckNodePorts: servers,
+    now: () => now,
+  });
+  const port = randomPort();
+  const snapshot = variant(second, port, true);
+  const record = {
+    startedAt: now,
+    durationMs: 1,
+    full: true,
+    ok: true,
+    error: null,
+    snapshotHash: snapshot.hash,
+    servicePorts: snapshot.servicePorts.length,
+    changedServicePorts: 0,
+    linesSent: 1,
+  };
+  const result = { full: true, linesSent: 1, ruleCount: 1, conntrackCleared: 0 };
+  try {
+    store.syncLoopHooks().onSynced?.(record, snapshot, result);
+    await store.healthCheckNodePortsSettled();
+    assert.equal((await get(port)).status, 200);
+    // A change stuck for 2 × sync period: the proxy is unhealthy, and so is every service check.
+    store.syncLoopHooks().onQueued?.(now, 1);
+    now += 60_000;
+    const stuck = await get(port);
+    assert.equal(stuck.status, 503);
+    assert.equal(stuck.body.serviceProxyHealthy, false);
+    store.syncLoopHooks().onSynced?.(record, variant(second, null, true), result);
+    await store.healthCheckNodePortsSettled();
+    assert.deepEqual(servers.ports(), []);
+  } finally {
     await servers.close();
   }
 });
