@@ -148,18 +148,23 @@ export function elfTarget(header: Uint8Array): CompileTarget | "other-elf" | nul
  */
 const FULL_DENO_MARKER = "Compile the script into a self contained executable";
 
-/** True when `binary` looks like the full deno CLI rather than denort. */
-export function looksLikeFullDeno(binary: Uint8Array): boolean {
+/** Where the full-deno marker text starts in `binary`, or -1. */
+export function fullDenoMarkerIndex(binary: Uint8Array): number {
   const marker = new TextEncoder().encode(FULL_DENO_MARKER);
-  const first = marker[0];
-  outer: for (let i = binary.indexOf(first ?? 0); i !== -1; i = binary.indexOf(first ?? 0, i + 1)) {
-    if (i + marker.length > binary.length) return false;
+  const first = marker[0] ?? 0;
+  outer: for (let i = binary.indexOf(first); i !== -1; i = binary.indexOf(first, i + 1)) {
+    if (i + marker.length > binary.length) return -1;
     for (let j = 1; j < marker.length; j++) {
       if (binary[i + j] !== marker[j]) continue outer;
     }
-    return true;
+    return i;
   }
-  return false;
+  return -1;
+}
+
+/** True when `binary` looks like the full deno CLI rather than denort. */
+export function looksLikeFullDeno(binary: Uint8Array): boolean {
+  return fullDenoMarkerIndex(binary) !== -1;
 }
 
 /** Checks a `$DENORT_BIN` file for `target`; returns why it cannot be used, or null. */
@@ -332,7 +337,7 @@ async function ensureRuntime(target: CompileTarget): Promise<string> {
 }
 
 async function writeBuildInfo(path: string, info: BuildInfo): Promise<void> {
-  await Deno.writeTextFile(path, JSON.stringify(info) + "\n");
+  await Deno.writeTextFile(path, JSON.stringify(info, null, 2) + "\n");
 }
 
 /** Builds kproxy as asked; returns the lines to print. Throws {@link CompileError}. */
@@ -391,7 +396,13 @@ async function verifyBinary(options: CompileOptions): Promise<string> {
     // No stdin and a timeout: if this is the deno CLI after all, its REPL must not hang us.
     const out = await run(options.output, ["version"], { timeoutMs: 30_000 });
     problem = checkVersionOutput(out.stdout, KPROXY_VERSION);
-    if (problem !== null && out.code !== 0 && out.stderr.trim() !== "") {
+    if (
+      problem !== null && /unrecognized subcommand|Deno \d+\.\d+\.\d+\s*$|REPL/m.test(
+        out.stdout + out.stderr,
+      )
+    ) {
+      problem += " but answers as the deno CLI (a REPL without arguments), not as kproxy";
+    } else if (problem !== null && out.code !== 0 && out.stderr.trim() !== "") {
       problem += ` (stderr: ${firstErrorLine(out.stderr).slice(0, 120)})`;
     }
     verified = `\`kproxy version\` → ${out.stdout.split("\n")[0]?.trim()}`;
