@@ -31,3 +31,12 @@ export {
   type TopRule,
 } from "./service_rules.ts";
 export { JUMP_RULES, type JumpRule } from "./table_layout.ts";
+export {
+  cleanupRestore,
+  kubeRulesOnly,
+  missingJumpRules,
+  parseSave,
+  type SavedTable,
+  staleServiceChains,
+} from "./saved_rules.ts";
+export { IptablesFake, RestoreError, undeclaredJumps } from "./restore_fake.ts";

@@ -1,0 +1,365 @@
+/**
+ * The iptables applier: the I/O shell that pipes rendered restore input to
+ * `iptables-restore --noflush -w` and `ip6tables-restore`, through iptables-nft or
+ * iptables-legacy.
+ *
+ * A full sync (the first, one asked for, one after any failure, and any sync where node or
+ * options changed) reads `iptables-save`, then writes kproxy's chains in full, deletes service
+ * chains nobody uses any more (including an earlier kube-proxy's, whose chain names are the same
+ * by design) and inserts missing jump rules — all in one restore per family. Partial syncs send
+ * only the changed service ports' chains and their rules in the shared chains, planned against
+ * the applier's memory of what is live. A restore that fails leaves the old rules (each table
+ * commits atomically), throws, and makes the next sync full. UDP conntrack entries of endpoints
+ * that went away are then deleted.
+ */
+import type { IPFamily } from "../model/ip.ts";
+import { familyContext } from "../render/iptables/family_context.ts";
+import { type LiveServicePort, renderFamilyRestore } from "../render/iptables/full_restore.ts";
+import { renderPartialRestore } from "../render/iptables/partial_restore.ts";
+import {
+  cleanupRestore,
+  kubeRulesOnly,
+  missingJumpRules,
+  parseSave,
+  staleServiceChains,
+} from "../render/iptables/saved_rules.ts";
+import { KUBE_FIREWALL } from "../render/iptables/service_rules.ts";
+import {
+  JUMP_RULES,
+  KUBE_FIREWALL_JUMP_RULES,
+  writesKubeFirewall,
+} from "../render/iptables/table_layout.ts";
+import type { ProxySnapshot } from "../snapshot/types.ts";
+import type { Applier, SyncRequest, SyncResult } from "./applier.ts";
+import { registerApplier } from "./appliers.ts";
+import { conntrackDeleteArgs, type ConntrackFilter, staleConntrackFilters } from "./conntrack.ts";
+import { type RunToolOptions, runToolResult, ToolError, type ToolResult } from "./run_tool.ts";
+
+/** Which iptables implementation programs the kernel. */
+export type IptablesVariant = "nft" | "legacy";
+
+/** The binaries the applier runs. */
+export interface IptablesTools {
+  /** `iptables-restore` for IPv4. */
+  readonly restore4: string;
+  /** `ip6tables-restore` for IPv6. */
+  readonly restore6: string;
+  /** `iptables-save` for IPv4. */
+  readonly save4: string;
+  /** `ip6tables-save` for IPv6. */
+  readonly save6: string;
+  /** `sysctl`, for route_localnet. */
+  readonly sysctl: string;
+  /** `conntrack`. */
+  readonly conntrack: string;
+}
+
+/** Runs one tool (tests substitute a fake). */
+export type ToolRunner = (
+  tool: string,
+  args: readonly string[],
+  options: RunToolOptions,
+) => Promise<ToolResult>;
+
+/** Options of {@link IptablesApplier}. */
+export interface IptablesApplierOptions {
+  /** Run every tool inside this network namespace (tests and benches). */
+  readonly netns?: string;
+  /** iptables-nft or iptables-legacy; detected with `iptables --version` when absent. */
+  readonly variant?: IptablesVariant;
+  /** Log sink. */
+  readonly log?: (line: string) => void;
+  /** Families to program (default both). */
+  readonly families?: readonly IPFamily[];
+  /** Binaries to use instead of the variant's (tests: a restore that always fails). */
+  readonly tools?: Partial<IptablesTools>;
+  /** Delete stale UDP conntrack entries after each sync (default true). */
+  readonly conntrackCleanup?: boolean;
+  /** Add `--random-fully` to MASQUERADE (default true; iptables ≥ 1.6.2). */
+  readonly randomFully?: boolean;
+  /** Kill a restore after this long (default 30 minutes: big nft loads are slow). */
+  readonly restoreTimeoutMs?: number;
+  /** Runs the tools (default: {@link runToolResult}). */
+  readonly runner?: ToolRunner;
+}
+
+/** The binaries of a variant (`iptables-nft-restore`, `ip6tables-legacy-save`, ...). */
+export function iptablesTools(variant: IptablesVariant): IptablesTools {
+  return {
+    restore4: `iptables-${variant}-restore`,
+    restore6: `ip6tables-${variant}-restore`,
+    save4: `iptables-${variant}-save`,
+    save6: `ip6tables-${variant}-save`,
+    sysctl: "sysctl",
+    conntrack: "conntrack",
+  };
+}
+
+/** The variant `iptables --version` reports (`iptables v1.8.9 (nf_tables)` → nft). */
+export function parseIptablesVariant(versionText: string): IptablesVariant {
+  if (/nf_tables/.test(versionText)) return "nft";
+  if (/legacy/.test(versionText) || /^iptables v1\.[0-7]\./.test(versionText)) return "legacy";
+  throw new Error(`Cannot tell the iptables variant from ${JSON.stringify(versionText.trim())}`);
+}
+
+/** What the applier remembers of one live family. */
+interface FamilyLive {
+  /** The family context the rules were written for; a change forces a full sync. */
+  readonly contextKey: string;
+  /** Per service port: its shared-chain rules and owned chains. */
+  readonly services: Map<string, LiveServicePort>;
+  /** Rules kproxy owns in this family. */
+  ruleCount: number;
+}
+
+const FAMILIES: readonly IPFamily[] = ["IPv4", "IPv6"];
+const SAVE_TIMEOUT_MS = 300_000;
+const ROUTE_LOCALNET = "net.ipv4.conf.all.route_localnet";
+
+/** Programs snapshots as kube-proxy-shaped iptables rules. */
+export class IptablesApplier implements Applier {
+  /** Always `iptables`. */
+  readonly name = "iptables";
+  readonly #netns: string | undefined;
+  readonly #log: (line: string) => void;
+  readonly #families: readonly IPFamily[];
+  readonly #toolOverrides: Partial<IptablesTools>;
+  readonly #conntrackCleanup: boolean;
+  readonly #randomFully: boolean;
+  readonly #restoreTimeoutMs: number;
+  readonly #run: ToolRunner;
+  #variant: IptablesVariant | null;
+  #tools: IptablesTools | null = null;
+  /** What is live, per family; null before the first sync and after any failure. */
+  #live: Map<IPFamily, FamilyLive> | null = null;
+  /** Families whose KUBE-FIREWALL chain kproxy created (so cleanup may remove it). */
+  readonly #ownsKubeFirewall = new Set<IPFamily>();
+  #lastSnapshot: ProxySnapshot | null = null;
+  #lastFull = false;
+
+  /** Makes an applier; nothing runs until the first sync. */
+  constructor(options: IptablesApplierOptions = {}) {
+    this.#netns = options.netns;
+    this.#log = options.log ?? (() => {});
+    this.#families = options.families ?? FAMILIES;
+    this.#variant = options.variant ?? null;
+    this.#toolOverrides = options.tools ?? {};
+    this.#conntrackCleanup = options.conntrackCleanup ?? true;
+    this.#randomFully = options.randomFully ?? true;
+    this.#restoreTimeoutMs = options.restoreTimeoutMs ?? 1_800_000;
+    this.#run = options.runner ?? runToolResult;
+  }
+
+  /** True when the next sync will be full whatever it is asked (first, or after a failure). */
+  get needsFullSync(): boolean {
+    return this.#live === null;
+  }
+
+  /** True when the last successful sync was a full one. */
+  get lastSyncWasFull(): boolean {
+    return this.#lastFull;
+  }
+
+  /** The variant in use (detected on first use unless given). */
+  async variant(): Promise<IptablesVariant> {
+    if (this.#variant === null) {
+      const r = await this.#tool("iptables", ["--version"]);
+      if (r.code !== 0) {
+        throw new Error(`Cannot run iptables --version: ${r.stderr.trim() || `exit ${r.code}`}`);
+      }
+      this.#variant = parseIptablesVariant(r.stdout + r.stderr);
+      this.#log(`iptables: using iptables-${this.#variant}`);
+    }
+    return this.#variant;
+  }
+
+  async #toolsFor(): Promise<IptablesTools> {
+    if (this.#tools === null) {
+      this.#tools = { ...iptablesTools(await this.variant()), ...this.#toolOverrides };
+    }
+    return this.#tools;
+  }
+
+  #tool(tool: string, args: readonly string[], stdin?: string, timeoutMs = SAVE_TIMEOUT_MS) {
+    return this.#run(tool, args, {
+      ...(this.#netns !== undefined ? { netns: this.#netns } : {}),
+      ...(stdin !== undefined ? { stdin } : {}),
+      timeoutMs,
+    });
+  }
+
+  async #save(family: IPFamily): Promise<string> {
+    const tools = await this.#toolsFor();
+    const tool = family === "IPv4" ? tools.save4 : tools.save6;
+    const r = await this.#tool(tool, []);
+    if (r.code !== 0) throw new ToolError([tool], r);
+    return r.stdout;
+  }
+
+  async #restore(family: IPFamily, text: string): Promise<void> {
+    const tools = await this.#toolsFor();
+    const tool = family === "IPv4" ? tools.restore4 : tools.restore6;
+    const args = ["--noflush", "-w"];
+    const r = await this.#tool(tool, args, text, this.#restoreTimeoutMs);
+    if (r.code !== 0) throw new ToolError([tool, ...args], r);
+  }
+
+  /** kube-proxy sets route_localnet=1 so NodePorts answer on 127.0.0.1; so does kproxy. */
+  async #ensureRouteLocalnet(): Promise<void> {
+    const tools = await this.#toolsFor();
+    const r = await this.#tool(tools.sysctl, ["-n", ROUTE_LOCALNET]);
+    if (r.code === 0 && r.stdout.trim() === "1") return;
+    const w = await this.#tool(tools.sysctl, ["-w", `${ROUTE_LOCALNET}=1`]);
+    if (w.code !== 0) throw new ToolError([tools.sysctl, "-w", `${ROUTE_LOCALNET}=1`], w);
+    this.#log(`iptables: set ${ROUTE_LOCALNET}=1 for localhost NodePorts`);
+  }
+
+  /** Makes `request.snapshot` live; throws (old rules kept) when a restore fails. */
+  async sync(request: SyncRequest): Promise<SyncResult> {
+    const { snapshot } = request;
+    const opts = { randomFully: this.#randomFully };
+    const contextKeys = new Map(
+      this.#families.map((f) => [f, JSON.stringify(familyContext(snapshot, f, opts))]),
+    );
+    const live = this.#live;
+    const full = request.full || live === null ||
+      this.#families.some((f) => live.get(f)?.contextKey !== contextKeys.get(f));
+    const next = new Map<IPFamily, FamilyLive>();
+    let linesSent = 0;
+    try {
+      for (const family of this.#families) {
+        const key = contextKeys.get(family) as string;
+        if (full) {
+          linesSent += await this.#fullSync(snapshot, family, key, next);
+        } else {
+          const before = (live as Map<IPFamily, FamilyLive>).get(family) as FamilyLive;
+          const plan = renderPartialRestore(
+            snapshot,
+            family,
+            before.services,
+            request.changedServicePorts,
+            opts,
+          );
+          if (plan.text !== "") await this.#restore(family, plan.text);
+          linesSent += plan.lines;
+          // Only now that the kernel took it: update the memory.
+          for (const [id, after] of plan.updates) {
+            before.ruleCount -= before.services.get(id)?.ruleCount ?? 0;
+            if (after === null) before.services.delete(id);
+            else {
+              before.services.set(id, after);
+              before.ruleCount += after.ruleCount;
+            }
+          }
+          next.set(family, before);
+        }
+      }
+    } catch (error) {
+      // Each table commits atomically: what failed kept its old rules. Start over next time.
+      this.#live = null;
+      throw error;
+    }
+    this.#live = next;
+    this.#lastFull = full;
+    const prev = this.#lastSnapshot;
+    this.#lastSnapshot = snapshot;
+
+    let conntrackCleared = 0;
+    if (this.#conntrackCleanup) {
+      const filters = (full
+        ? staleConntrackFilters(prev, snapshot)
+        : staleConntrackFilters(prev, snapshot, request.changedServicePorts))
+        .filter((f) =>
+          this.#families.includes(f.family)
+        );
+      if (filters.length > 0) conntrackCleared = await this.#clearConntrack(filters);
+    }
+    let ruleCount = 0;
+    for (const f of next.values()) ruleCount += f.ruleCount;
+    return { full, linesSent, ruleCount, conntrackCleared };
+  }
+
+  /** `conntrack -D` per filter, like conntrack.ts's clearConntrack but through this applier's runner. */
+  async #clearConntrack(filters: readonly ConntrackFilter[]): Promise<number> {
+    const tools = await this.#toolsFor();
+    let cleared = 0;
+    for (const filter of filters) {
+      const args = conntrackDeleteArgs(filter);
+      try {
+        const r = await this.#tool(tools.conntrack, args, undefined, 10_000);
+        // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
+        if (r.code === 0 || /0 flow entries/.test(r.stderr)) cleared++;
+        else this.#log(`conntrack ${args.join(" ")} exited with ${r.code}: ${r.stderr.trim()}`);
+      } catch (error) {
+        this.#log(`conntrack ${args.join(" ")} could not run: ${String(error)}`);
+      }
+    }
+    return cleared;
+  }
+
+  async #fullSync(
+    snapshot: ProxySnapshot,
+    family: IPFamily,
+    contextKey: string,
+    next: Map<IPFamily, FamilyLive>,
+  ): Promise<number> {
+    const opts = { randomFully: this.#randomFully };
+    const ctx = familyContext(snapshot, family, opts);
+    const saved = parseSave(await this.#save(family));
+    // Render once to learn which chains stay, then again with the clean-up folded in.
+    const plain = renderFamilyRestore(snapshot, family, opts);
+    const keep = new Set<string>();
+    for (const s of plain.services.values()) for (const c of s.chains) keep.add(c);
+    const kubeFirewall = writesKubeFirewall(ctx);
+    const wanted = kubeFirewall ? [...JUMP_RULES, ...KUBE_FIREWALL_JUMP_RULES] : JUMP_RULES;
+    const staleNatChains = staleServiceChains(saved, keep);
+    const insertJumps = missingJumpRules(saved, wanted);
+    const ruleset = staleNatChains.length === 0 && insertJumps.length === 0
+      ? plain
+      : renderFamilyRestore(snapshot, family, { ...opts, staleNatChains, insertJumps });
+    if (kubeFirewall && ctx.family === "IPv4") await this.#ensureRouteLocalnet();
+    const firewallExisted = saved.get("filter")?.chains.includes(KUBE_FIREWALL) ?? false;
+    await this.#restore(family, ruleset.text);
+    if (kubeFirewall && !firewallExisted) this.#ownsKubeFirewall.add(family);
+    if (staleNatChains.length > 0) {
+      this.#log(`iptables: ${family} deleted ${staleNatChains.length} stale service chains`);
+    }
+    next.set(family, {
+      contextKey,
+      services: new Map(ruleset.services),
+      ruleCount: ruleset.ruleCount,
+    });
+    return ruleset.lines;
+  }
+
+  /** iptables-save of the KUBE-* chains and the rules that jump into them, per family. */
+  async liveRules(): Promise<string> {
+    const out: string[] = [];
+    for (const family of this.#families) {
+      const tools = await this.#toolsFor();
+      const kube = kubeRulesOnly(await this.#save(family));
+      out.push(`# ${family}: ${family === "IPv4" ? tools.save4 : tools.save6}\n${kube}`);
+    }
+    return out.join("");
+  }
+
+  /**
+   * Removes kproxy's chains and the rules that jump into them, nothing else. kproxy's chain
+   * names are kube-proxy's, so this also removes what an upstream kube-proxy left behind, as
+   * `kube-proxy --cleanup` would. KUBE-FIREWALL (kubelet's) goes only if kproxy created it.
+   */
+  async cleanup(): Promise<void> {
+    for (const family of this.#families) {
+      const text = cleanupRestore(
+        parseSave(await this.#save(family)),
+        this.#ownsKubeFirewall.has(family),
+      );
+      if (text !== "") await this.#restore(family, text);
+      this.#ownsKubeFirewall.delete(family);
+    }
+    this.#live = null;
+    this.#lastSnapshot = null;
+  }
+}
+
+registerApplier("iptables", (options) => new IptablesApplier(options));
