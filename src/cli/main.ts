@@ -2,6 +2,7 @@
  * The kproxy command line: `kproxy [flags]` runs the proxy; `snapshot`, `render`, `diff` and
  * `version` are tools. Exit codes: 0 ok (or equal), 1 differ, 2 bad input, 3 policy failed.
  */
+import "../backends.ts";
 import { rendererFor } from "../render/renderers.ts";
 import { ConfigFileError } from "../config/kube_proxy_configuration.ts";
 import type { ProxyMode } from "../config/proxy_config.ts";

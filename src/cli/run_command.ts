@@ -1,7 +1,15 @@
 /** `kproxy [flags]`: the long-running proxy — source → sync loop → applier, plus the servers. */
 import { applierFor } from "../apply/appliers.ts";
 import type { ProxyConfig } from "../config/proxy_config.ts";
+import { ProxyMetrics } from "../metrics/proxy_metrics.ts";
 import type { ObjectError } from "../model/kube_object.ts";
+import { rendererFor } from "../render/renderers.ts";
+import { HealthTracker } from "../server/health.ts";
+import { HealthCheckNodePortServers } from "../server/health_check_node_ports.ts";
+import { createHealthApp } from "../server/health_server.ts";
+import { createMetricsApp } from "../server/metrics_server.ts";
+import { ProxyRuntimeStore } from "../server/runtime_store.ts";
+import { serveApp } from "../server/serve.ts";
 import type { ProxyEvent } from "../snapshot/proxy_state.ts";
 import { ManifestSource } from "../source/manifest_source.ts";
 import { SyncLoop } from "../sync/sync_loop.ts";
@@ -15,9 +23,40 @@ export interface RunOptions {
   readonly cleanupKubeProxy: boolean;
 }
 
+/** A source of objects: the manifest folder or the Kubernetes API. */
+export interface ObjectSource {
+  /** Lists once, reports it through `onSynced`, then follows changes. */
+  start(): Promise<void>;
+  /** Stops following changes. */
+  stop(): Promise<void>;
+}
+
 /** Logs a line with a timestamp to stderr, as kube-proxy's klog does. */
 export function logLine(line: string): void {
   console.error(`${new Date().toISOString()} ${line}`);
+}
+
+async function makeSource(
+  config: ProxyConfig,
+  nodeName: string,
+  onEvents: (events: ProxyEvent[], errors: readonly ObjectError[], triggers?: number[]) => void,
+  onSynced: () => void,
+): Promise<ObjectSource> {
+  if (config.manifests) {
+    return new ManifestSource(config.manifests, { onEvents, onSynced, log: logLine });
+  }
+  const { KubernetesSource } = await import("../source/kubernetes_source.ts");
+  return new KubernetesSource({
+    kubeconfig: config.kubeconfig || undefined,
+    master: config.master || undefined,
+    qps: config.kubeApiQps,
+    burst: config.kubeApiBurst,
+    nodeName,
+    onEvents: (events: ProxyEvent[], errors: readonly ObjectError[], triggers: number[]) =>
+      onEvents(events, errors, triggers),
+    onSynced,
+    log: logLine,
+  });
 }
 
 /** Runs until SIGTERM/SIGINT; rules stay in place on exit. Returns the exit code. */
@@ -26,42 +65,75 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
   if (options.cleanup) {
     await applier.cleanup();
     logLine(`cleanup: removed kproxy's ${config.mode} rules`);
+    if (options.cleanupKubeProxy) {
+      const { cleanupKubeProxyRules } = await import("../apply/kube_proxy_cleanup.ts");
+      await cleanupKubeProxyRules({ log: logLine });
+    }
     return 0;
   }
   const nodeName = nodeNameOf(config);
+  const families = ["IPv4", "IPv6"] as const;
+  const metrics = new ProxyMetrics({ mode: config.mode, ipFamilies: families });
+  const health = new HealthTracker({
+    healthTimeoutMs: 2 * config.syncPeriodMs,
+    ipFamilies: families,
+  });
+  const hcnp = new HealthCheckNodePortServers({ log: logLine });
+  const store = new ProxyRuntimeStore({
+    config,
+    metrics,
+    health,
+    liveRules: () => applier.liveRules(),
+    renderer: rendererFor(config.mode),
+    healthCheckNodePorts: config.dryRun ? null : hcnp,
+    log: logLine,
+  });
   const loop = new SyncLoop({
     applier,
     settings: snapshotSettingsOf(config, nodeName, hostAddresses()),
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,
+    hooks: store.syncLoopHooks(),
     log: logLine,
   });
-  const onEvents = (events: ProxyEvent[], errors: readonly ObjectError[]) => {
-    for (const e of errors) logLine(`skipped bad object: ${e.message}`);
-    loop.enqueue(events);
+  const onEvents = (
+    events: ProxyEvent[],
+    errors: readonly ObjectError[],
+    triggers: number[] = [],
+  ) => {
+    for (const e of errors) {
+      logLine(`skipped bad object: ${e.message}`);
+      metrics.objectSkipped(e.kind);
+    }
+    loop.enqueue(events, triggers);
   };
-  if (!config.manifests) {
-    throw new Error("Cannot start: the Kubernetes API source is not built in yet; use --manifests");
-  }
-  const source = new ManifestSource(config.manifests, {
-    onEvents,
-    onSynced: () => loop.markSourcesSynced(),
-    log: logLine,
-  });
+  const source = await makeSource(config, nodeName, onEvents, () => loop.markSourcesSynced());
+
+  const abort = new AbortController();
+  const healthServer = serveApp(createHealthApp(store), config.healthzBindAddress, abort.signal);
+  const metricsServer = serveApp(createMetricsApp(store), config.metricsBindAddress, abort.signal);
   logLine(
     `kproxy starting: node ${nodeName}, mode ${config.dryRun ? "dry-run " : ""}${config.mode}, ` +
-      `manifests ${config.manifests}`,
+      `source ${config.manifests ? `manifests ${config.manifests}` : "kubernetes API"}, ` +
+      `healthz ${healthServer.addr.hostname}:${healthServer.addr.port}, ` +
+      `metrics ${metricsServer.addr.hostname}:${metricsServer.addr.port}`,
   );
   loop.start();
-  await source.start();
   const stopped = new Promise<void>((resolve) => {
     const stop = () => resolve();
     Deno.addSignalListener("SIGTERM", stop);
     Deno.addSignalListener("SIGINT", stop);
   });
+  await source.start();
   await stopped;
   logLine("kproxy stopping; rules stay in place (use --cleanup to remove them)");
   await source.stop();
   await loop.stop();
+  abort.abort();
+  await Promise.allSettled([healthServer.finished, metricsServer.finished]);
+  await hcnp.update(
+    { ...loop.state.snapshot, servicePorts: [] },
+    () => false,
+  ).catch(() => {});
   return 0;
 }
