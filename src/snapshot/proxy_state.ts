@@ -257,6 +257,8 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
         break;
       }
       case "settings":
+        // Another node name: the Node object kept so far describes another node.
+        if (event.settings.nodeName !== settings.nodeName) node = null;
         settings = event.settings;
         break;
     }
