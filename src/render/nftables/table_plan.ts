@@ -264,12 +264,20 @@ export function planIncremental(
   for (const { before, after } of updates) {
     const oldChains = new Map((before?.chains ?? []).map((c) => [c.name, c]));
     const newChains = new Map((after?.chains ?? []).map((c) => [c.name, c]));
+    const oldSets = new Map((before?.sets ?? []).map((s) => [s.name, s]));
+    const newSets = new Map((after?.sets ?? []).map((s) => [s.name, s]));
+    // Sets whose declaration changes are recreated, so the rules using them must go first.
+    const recreated = [...oldSets.values()]
+      .filter((s) => newSets.has(s.name) && newSets.get(s.name)?.declaration !== s.declaration)
+      .map((s) => `@${s.name} `);
+    const usesRecreated = (c: ChainSpec) =>
+      recreated.some((ref) => c.rules.some((r) => `${r} `.includes(ref)));
     for (const [name, c] of oldChains) {
       const n = newChains.get(name);
       if (n === undefined) {
         flushChains.push(`flush chain ${t} ${name}`);
         deleteObjects.push(`delete chain ${t} ${name}`);
-      } else if (!sameRules(c.rules, n.rules)) {
+      } else if (!sameRules(c.rules, n.rules) || usesRecreated(c)) {
         flushChains.push(`flush chain ${t} ${name}`);
         for (const r of n.rules) addRules.push(`add rule ${t} ${name} ${r}`);
       }
@@ -279,8 +287,6 @@ export function planIncremental(
       addObjects.push(`add chain ${t} ${name}`);
       for (const r of c.rules) addRules.push(`add rule ${t} ${name} ${r}`);
     }
-    const oldSets = new Map((before?.sets ?? []).map((s) => [s.name, s]));
-    const newSets = new Map((after?.sets ?? []).map((s) => [s.name, s]));
     for (const [name, s] of oldSets) {
       const n = newSets.get(name);
       if (n === undefined || n.declaration !== s.declaration) {
