@@ -6,7 +6,6 @@ import {
   buildSnapshot,
   initialProxyState,
   type ProxyEvent,
-  type ProxyState,
   reconcile,
   type SnapshotSettings,
 } from "./proxy_state.ts";
