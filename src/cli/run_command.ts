@@ -131,9 +131,6 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
   await loop.stop();
   abort.abort();
   await Promise.allSettled([healthServer.finished, metricsServer.finished]);
-  await hcnp.update(
-    { ...loop.state.snapshot, servicePorts: [] },
-    () => false,
-  ).catch(() => {});
+  await hcnp.close();
   return 0;
 }
