@@ -1,0 +1,155 @@
+/**
+ * The nftables applier's transaction logic against fake `nft` and `conntrack` scripts (the
+ * kernel tests live in tests/netns/nftables_*). IP plan: see render/nftables/_fixtures.ts.
+ */
+import assert from "node:assert/strict";
+import { rawService, rawSlice, snapshotOf } from "../render/nftables/_fixtures.ts";
+import { DEFAULT_PROXY_CONFIG } from "../config/proxy_config.ts";
+import { applierFor } from "./appliers.ts";
+import { NftablesApplier } from "./nftables_applier.ts";
+
+const DNS = { name: "dns", protocol: "UDP", port: 53 };
+
+function dns(endpoints: string[]) {
+  return snapshotOf([
+    rawService("dns", { clusterIPs: ["198.18.128.53"], ports: [DNS] }),
+    rawService("web", { clusterIPs: ["198.18.128.80"], ports: [{ port: 80 }] }),
+    rawSlice("dns", DNS, endpoints.map((ip) => ({ ip }))),
+  ]);
+}
+
+interface Fakes {
+  readonly dir: string;
+  readonly nft: string;
+  readonly conntrack: string;
+  calls(tool: "nft" | "conntrack"): Promise<string[]>;
+  failNft(fail: boolean): Promise<void>;
+}
+
+async function fakes(): Promise<Fakes> {
+  const dir = await Deno.makeTempDir({ prefix: "kp-fake-nft-" });
+  const nft = `${dir}/nft`;
+  const conntrack = `${dir}/conntrack`;
+  await Deno.writeTextFile(
+    nft,
+    `#!/bin/sh\n{ echo "ARGS $*"; cat; echo "==END=="; } >> ${dir}/nft.log\n` +
+      `if [ -e ${dir}/fail ]; then echo "Error: injected failure" >&2; exit 1; fi\n`,
+  );
+  await Deno.writeTextFile(
+    conntrack,
+    `#!/bin/sh\necho "$*" >> ${dir}/conntrack.log\n` +
+      `echo "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted." >&2\nexit 1\n`,
+  );
+  await Deno.chmod(nft, 0o755);
+  await Deno.chmod(conntrack, 0o755);
+  return {
+    dir,
+    nft,
+    conntrack,
+    async calls(tool) {
+      const text = await Deno.readTextFile(`${dir}/${tool}.log`).catch(() => "");
+      return tool === "nft"
+        ? text.split("==END==\n").filter((s) => s !== "")
+        : text.split("\n").filter((s) => s !== "");
+    },
+    async failNft(fail) {
+      if (fail) await Deno.writeTextFile(`${dir}/fail`, "");
+      else await Deno.remove(`${dir}/fail`).catch(() => {});
+    },
+  };
+}
+
+Deno.test("nftables applier: scratch, then flush, then partial transactions", async () => {
+  const f = await fakes();
+  try {
+    const applier = new NftablesApplier({ nftPath: f.nft, conntrackPath: f.conntrack });
+    assert.equal(applier.needsFullSync, true);
+    const a = dns(["198.18.1.1", "198.18.1.2"]);
+    let result = await applier.sync({ snapshot: a, changedServicePorts: [], full: false });
+    assert.equal(result.full, true);
+    assert.equal(applier.lastSyncKind, "scratch");
+    let [call] = await f.calls("nft");
+    assert.match(
+      call!,
+      /^ARGS -f -\nadd table ip kproxy\ndelete table ip kproxy\ntable ip kproxy \{/,
+    );
+    assert.match(call!, /add table ip6 kproxy\ndelete table ip6 kproxy\ntable ip6 kproxy \{/);
+    assert.equal(result.linesSent, call!.split("\n").length - 2);
+    assert.ok(result.ruleCount > 20);
+
+    result = await applier.sync({ snapshot: a, changedServicePorts: [], full: true });
+    assert.equal(applier.lastSyncKind, "flush");
+    call = (await f.calls("nft"))[1];
+    assert.match(call!, /add table ip kproxy\nflush table ip kproxy\n/);
+    assert.match(call!, /flush map ip kproxy service-ips\n/);
+    assert.doesNotMatch(call!, /delete table/);
+
+    const b = dns(["198.18.1.2"]);
+    result = await applier.sync({
+      snapshot: b,
+      changedServicePorts: ["default/dns:dns"],
+      full: false,
+    });
+    assert.equal(result.full, false);
+    assert.equal(applier.lastSyncKind, "partial");
+    call = (await f.calls("nft"))[2];
+    assert.equal(
+      call,
+      [
+        "ARGS -f -",
+        "delete element ip kproxy hairpin-endpoints { 198.18.1.1 . 198.18.1.1 }",
+        /flush chain ip kproxy service-\S+\/dns\/udp\/dns/,
+        /add rule ip kproxy service-\S+ ip daddr 198\.18\.128\.53 udp dport 53 ip saddr != 198\.18\.0\.0\/17 jump mark-for-masquerade/,
+        /add rule ip kproxy service-\S+ meta l4proto udp dnat to 198\.18\.1\.2:53/,
+        "",
+      ].map((l, i) => (typeof l === "string" ? l : call!.split("\n")[i]!.match(l)?.[0] ?? `!${l}`))
+        .join("\n"),
+    );
+    assert.equal(result.linesSent, 4);
+    // The removed UDP endpoint's flows were cleared ("0 deleted" counts as done); the first
+    // sync cleared un-NATed flows to the newly served UDP service.
+    assert.equal(result.conntrackCleared, 1);
+    assert.deepEqual(await f.calls("conntrack"), [
+      "-D -f ipv4 -p udp --orig-dst 198.18.128.53 --orig-port-dst 53",
+      "-D -f ipv4 -p udp --orig-dst 198.18.128.53 --orig-port-dst 53 --dst-nat 198.18.1.1",
+    ]);
+
+    // Nothing changed: nothing is sent.
+    result = await applier.sync({ snapshot: b, changedServicePorts: [], full: false });
+    assert.equal(result.linesSent, 0);
+    assert.equal((await f.calls("nft")).length, 3);
+  } finally {
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
+
+Deno.test("nftables applier: a failed transaction throws and the next sync is from scratch", async () => {
+  const f = await fakes();
+  try {
+    const applier = new NftablesApplier({ nftPath: f.nft, conntrackCleanup: false });
+    const a = dns(["198.18.1.1"]);
+    await applier.sync({ snapshot: a, changedServicePorts: [], full: true });
+    await f.failNft(true);
+    const b = dns(["198.18.1.2"]);
+    await assert.rejects(
+      applier.sync({ snapshot: b, changedServicePorts: ["default/dns:dns"], full: false }),
+      /injected failure/,
+    );
+    assert.equal(applier.needsFullSync, true);
+    await f.failNft(false);
+    const result = await applier.sync({
+      snapshot: b,
+      changedServicePorts: ["default/dns:dns"],
+      full: false,
+    });
+    assert.equal(result.full, true);
+    assert.equal(applier.lastSyncKind, "scratch");
+    assert.deepEqual(await f.calls("conntrack"), []);
+  } finally {
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
+
+Deno.test("nftables applier: registered for the nftables mode", () => {
+  assert.equal(applierFor(DEFAULT_PROXY_CONFIG).name, "nftables");
+});
