@@ -17,6 +17,7 @@ import {
   NODE_INTERNAL_IPV4,
   podIPv4,
   podIPv6,
+  sweepStaleNamespaces,
   withTopology,
 } from "./topology.ts";
 
@@ -52,6 +53,31 @@ Deno.test({
       assert.ok(!after.includes(topology.id), `no namespace of ${topology.id} left:\n${after}`);
     } finally {
       if (!torn) await topology.teardown();
+    }
+  },
+});
+
+Deno.test({
+  name: "harness: namespaces left by a killed run are swept, live ones are kept",
+  ignore,
+  async fn() {
+    // A process that has exited: its pid names the "killed run".
+    const child = new Deno.Command("true").spawn();
+    await child.status;
+    const stale = `kp${child.pid.toString(36)}xzz-node`;
+    const add = await runToolResult("ip", ["netns", "add", stale]);
+    assert.equal(add.code, 0, add.stderr);
+    try {
+      await withTopology({ pods: 1, startServers: false }, async (topology) => {
+        const swept = await sweepStaleNamespaces();
+        assert.ok(swept.includes(stale), `swept ${swept.join(", ")}`);
+        assert.ok(!swept.some((ns) => ns.startsWith(topology.id)), "live namespaces kept");
+        const listed = await netnsList();
+        assert.ok(!listed.includes(stale));
+        assert.ok(listed.includes(topology.nodeNetns));
+      });
+    } finally {
+      await runToolResult("ip", ["netns", "del", stale]);
     }
   },
 });

@@ -134,7 +134,7 @@ export interface NodeInfo {
 
 /** A live topology. Call {@link Topology.teardown} (in `finally`) when done. */
 export interface Topology {
-  /** Random id shared by the namespace names (`kp` + 5 hex digits). */
+  /** Id shared by the namespace names: `kp<pid base 36>x<2 random>`. */
   readonly id: string;
   /** The node namespace, for appliers' `{ netns }` option. */
   readonly nodeNetns: string;
@@ -209,31 +209,57 @@ export function netnsSupport(): NetnsSupport {
   return result;
 }
 
-/** Namespaces of live topologies, deleted on unload if a test crashed before teardown. */
+/** Namespaces of live topologies, deleted on unload or a signal if a run stops early. */
 const liveNamespaces = new Set<string>();
-const liveAgents = new Set<Agent>();
 let unloadHooked = false;
+let liveTopologies = 0;
 
-function hookUnload(): void {
-  if (unloadHooked) return;
-  unloadHooked = true;
-  globalThis.addEventListener("unload", () => {
-    for (const ns of liveNamespaces) {
-      try {
-        // Kill whatever still runs in the namespace, then delete it.
-        const pids = new Deno.Command("ip", { args: ["netns", "pids", ns], stderr: "null" })
-          .outputSync();
-        for (const pid of new TextDecoder().decode(pids.stdout).split(/\s+/)) {
-          if (/^\d+$/.test(pid)) {
-            try {
-              Deno.kill(Number(pid), "SIGKILL");
-            } catch { /* gone */ }
-          }
+function deleteLiveNamespacesSync(): void {
+  for (const ns of liveNamespaces) {
+    try {
+      // Kill whatever still runs in the namespace, then delete it.
+      const pids = new Deno.Command("ip", { args: ["netns", "pids", ns], stderr: "null" })
+        .outputSync();
+      for (const pid of new TextDecoder().decode(pids.stdout).split(/\s+/)) {
+        if (/^\d+$/.test(pid)) {
+          try {
+            Deno.kill(Number(pid), "SIGKILL");
+          } catch { /* gone */ }
         }
-        new Deno.Command("ip", { args: ["netns", "del", ns], stderr: "null" }).outputSync();
-      } catch { /* best effort */ }
-    }
-  });
+      }
+      new Deno.Command("ip", { args: ["netns", "del", ns], stderr: "null" }).outputSync();
+    } catch { /* best effort */ }
+  }
+  liveNamespaces.clear();
+}
+
+const SIGNAL_HANDLERS: readonly [Deno.Signal, () => void][] = [
+  ["SIGINT", () => {
+    deleteLiveNamespacesSync();
+    Deno.exit(130);
+  }],
+  ["SIGTERM", () => {
+    deleteLiveNamespacesSync();
+    Deno.exit(143);
+  }],
+];
+
+/** Registers cleanup hooks while at least one topology lives (removed again after, so test
+ * sanitizers see no leftover signal listeners). */
+function topologyStarted(): void {
+  if (!unloadHooked) {
+    unloadHooked = true;
+    globalThis.addEventListener("unload", deleteLiveNamespacesSync);
+  }
+  if (liveTopologies++ === 0) {
+    for (const [signal, handler] of SIGNAL_HANDLERS) Deno.addSignalListener(signal, handler);
+  }
+}
+
+function topologyEnded(): void {
+  if (--liveTopologies === 0) {
+    for (const [signal, handler] of SIGNAL_HANDLERS) Deno.removeSignalListener(signal, handler);
+  }
 }
 
 async function ip(args: readonly string[]): Promise<void> {
@@ -251,10 +277,61 @@ async function sysctl(netns: string, settings: Readonly<Record<string, string>>)
   }
 }
 
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(3));
-  return "kp" + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 5);
+/**
+ * Namespace names: `kp<owner pid, base 36>x<2 random>-<role>` (role `node`, `p<i>`, `c0`, `c1`),
+ * at most 15 characters. The owner pid lets a later run delete what a killed run left behind.
+ */
+const NAMESPACE_NAME = /^kp([0-9a-z]{1,5})x[0-9a-z]{2}-(node|p\d{1,3}|c[01])$/;
+const usedIds = new Set<string>();
+
+function newTopologyId(): string {
+  for (;;) {
+    const random = Math.floor(Math.random() * 36 * 36).toString(36).padStart(2, "0");
+    const id = `kp${Deno.pid.toString(36)}x${random}`;
+    if (!usedIds.has(id)) {
+      usedIds.add(id);
+      return id;
+    }
+  }
 }
+
+function processAlive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Deletes namespaces that harness runs left behind when they were killed (their owner process is
+ * gone); never touches a live run's namespaces or anyone else's. Returns the deleted names.
+ */
+export async function sweepStaleNamespaces(): Promise<string[]> {
+  const list = await runToolResult("ip", ["netns", "list"]);
+  const stale: string[] = [];
+  for (const line of list.stdout.split("\n")) {
+    const name = line.split(" ")[0] ?? "";
+    const m = NAMESPACE_NAME.exec(name);
+    if (m === null) continue;
+    const pid = parseInt(m[1] ?? "", 36);
+    if (pid !== Deno.pid && !processAlive(pid)) stale.push(name);
+  }
+  for (const ns of stale) {
+    const pids = await runToolResult("ip", ["netns", "pids", ns]);
+    for (const pid of pids.stdout.split(/\s+/)) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        Deno.kill(Number(pid), "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await runToolResult("ip", ["netns", "del", ns]);
+  }
+  return stale;
+}
+
+let swept = false;
 
 const QUIET_IPV6 = {
   "net.ipv6.conf.all.accept_dad": "0",
@@ -354,8 +431,11 @@ async function linkPod(node: string, pod: PodInfo): Promise<void> {
 export async function createTopology(spec: TopologySpec = {}): Promise<Topology> {
   const support = netnsSupport();
   if (!support.ok) throw new Error(`Cannot build topology: ${support.reason}`);
-  hookUnload();
-  const id = randomId();
+  if (!swept) {
+    swept = true;
+    await sweepStaleNamespaces();
+  }
+  const id = newTopologyId();
   const podNames = typeof spec.pods === "object"
     ? [...spec.pods]
     : Array.from({ length: spec.pods ?? 3 }, (_, i) => `pod${i}`);
@@ -416,12 +496,19 @@ export async function createTopology(spec: TopologySpec = {}): Promise<Topology>
   const teardown = async () => {
     if (tornDown) return;
     tornDown = true;
+    try {
+      await stopAndDelete();
+    } finally {
+      topologyEnded();
+    }
+  };
+
+  const stopAndDelete = async () => {
     const started = await Promise.allSettled(agents.values());
     await Promise.allSettled(
       started.map(async (s) => {
         if (s.status !== "fulfilled") return;
         await s.value.stop();
-        liveAgents.delete(s.value);
       }),
     );
     const problems: string[] = [];
@@ -450,7 +537,6 @@ export async function createTopology(spec: TopologySpec = {}): Promise<Topology>
           }
           : {}),
       });
-      agent.then((a) => liveAgents.add(a), () => {});
       agents.set(netns, agent);
     }
     return agent;
@@ -470,6 +556,7 @@ export async function createTopology(spec: TopologySpec = {}): Promise<Topology>
     return await agent.probeMany(target, count, options);
   };
 
+  topologyStarted();
   try {
     for (const ns of namespaces) {
       await ip(["netns", "add", ns]);
