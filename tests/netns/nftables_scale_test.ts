@@ -1,0 +1,71 @@
+/**
+ * Scale of the nftables backend at 10,000 services × 10 endpoints (override with
+ * `KPROXY_NFT_SCALE=services`): full render time, first full apply in a namespace, and one
+ * endpoint change (transaction size and time). Prints the numbers; asserts the issue's budgets
+ * with room for a loaded CI machine. IP plan: render/nftables/_fixtures.ts (ClusterIPs from
+ * 198.18.128.0, pods in 198.18.1.0–198.18.118.255).
+ */
+import assert from "node:assert/strict";
+import { NftablesApplier } from "../../src/apply/nftables_applier.ts";
+import { runTool, runToolResult } from "../../src/apply/run_tool.ts";
+import { objects, syntheticService, syntheticState } from "../../src/render/nftables/_fixtures.ts";
+import { renderNftables } from "../../src/render/nftables/nftables_renderer.ts";
+import { reconcile } from "../../src/snapshot/proxy_state.ts";
+import { netnsSupport } from "./topology.ts";
+
+const SERVICES = Number(Deno.env.get("KPROXY_NFT_SCALE") ?? 10_000);
+const ENDPOINTS = 10;
+
+Deno.test({
+  name: `nftables: scale ${SERVICES} services × ${ENDPOINTS} endpoints`,
+  ignore: !netnsSupport().ok,
+  async fn() {
+    let state = syntheticState(SERVICES, ENDPOINTS);
+    let t = performance.now();
+    const text = renderNftables(state.snapshot);
+    const renderMs = performance.now() - t;
+    const ns = `kp-nft-scale-${Deno.pid}`;
+    await runTool("ip", ["netns", "add", ns]);
+    try {
+      const applier = new NftablesApplier({ netns: ns });
+      t = performance.now();
+      const first = await applier.sync({
+        snapshot: state.snapshot,
+        changedServicePorts: [],
+        full: true,
+      });
+      const fullMs = performance.now() - t;
+      const partials: { ms: number; lines: number }[] = [];
+      for (let k = 0; k < 5; k++) {
+        const i = Math.floor((SERVICES / 5) * k) + 7;
+        const slice = objects(syntheticService(i, ENDPOINTS, { firstEndpoint: 20_000 + k }))[1]!;
+        const r = reconcile(state, [{ type: "upsert", object: slice }]);
+        state = r.state;
+        t = performance.now();
+        const result = await applier.sync({
+          snapshot: state.snapshot,
+          changedServicePorts: r.changedServicePorts,
+          full: false,
+        });
+        partials.push({ ms: performance.now() - t, lines: result.linesSent });
+        assert.equal(result.full, false);
+      }
+      t = performance.now();
+      await applier.sync({ snapshot: state.snapshot, changedServicePorts: [], full: true });
+      const flushMs = performance.now() - t;
+      const median = partials.map((p) => p.ms).sort((a, b) => a - b)[2]!;
+      console.log(
+        `  render ${renderMs.toFixed(0)} ms (${text.split("\n").length} lines); ` +
+          `first full apply ${fullMs.toFixed(0)} ms (${first.linesSent} lines, ` +
+          `${first.ruleCount} rules); one endpoint change: median ${median.toFixed(0)} ms, ` +
+          `${partials[0]!.lines} lines; periodic full ${flushMs.toFixed(0)} ms`,
+      );
+      assert.ok(renderMs < 2_000, `render took ${renderMs} ms`);
+      assert.ok(fullMs < 15_000, `first full apply took ${fullMs} ms`);
+      assert.ok(partials.every((p) => p.lines <= 30), JSON.stringify(partials));
+      assert.ok(median < 500, `one endpoint change took ${median} ms`);
+    } finally {
+      await runToolResult("ip", ["netns", "del", ns]);
+    }
+  },
+});
