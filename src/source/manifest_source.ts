@@ -1,7 +1,7 @@
 /** Watches a manifest file or folder and emits events for what changed, coalescing bursts. */
-import type { ObjectError } from "../model/kube_object.ts";
+import { type ObjectError, objectKey } from "../model/kube_object.ts";
 import type { ProxyEvent } from "../snapshot/proxy_state.ts";
-import { loadManifests } from "./manifest_loader.ts";
+import { loadManifestFiles, type ManifestFile } from "./manifest_loader.ts";
 import { diffObjectSets, type ObjectSet, toObjectSet } from "./object_set_diff.ts";
 
 /** Options of {@link ManifestSource}. */
@@ -21,6 +21,7 @@ export class ManifestSource {
   readonly #path: string;
   readonly #opts: ManifestSourceOptions;
   #current: ObjectSet = new Map();
+  #keysByFile = new Map<string, readonly string[]>();
   #watcher: Deno.FsWatcher | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #reloading: Promise<void> = Promise.resolve();
@@ -63,28 +64,39 @@ export class ManifestSource {
   }
 
   async #reload(first: boolean): Promise<void> {
-    let loaded;
+    let files: ManifestFile[];
     try {
-      loaded = await loadManifests(this.#path);
+      files = await loadManifestFiles(this.#path);
     } catch (e) {
       if (first) throw e;
       this.#opts.log?.(`${e instanceof Error ? e.message : String(e)}; keeping the last objects`);
       return;
     }
-    for (const error of loaded.errors) this.#opts.log?.(`skipped: ${error.message}`);
-    const next = new Map(toObjectSet(loaded.objects));
+    const objects = files.flatMap((f) => f.objects);
+    const errors = files.flatMap((f) => f.errors);
+    for (const error of errors) this.#opts.log?.(`skipped: ${error.message}`);
+    const next = new Map(toObjectSet(objects));
+    const keysByFile = new Map<string, readonly string[]>();
     // An object that turned invalid keeps its last good version: its rules stay as they were.
-    for (const error of loaded.errors) {
-      const key = `${error.kind}/${error.name}`;
+    const keep = (key: string) => {
       const previous = this.#current.get(key);
       if (previous !== undefined && !next.has(key)) next.set(key, previous);
+    };
+    for (const file of files) {
+      let keys = file.objects.map(objectKey);
+      if (file.unreadable) {
+        // The whole file failed (say, saved half-way): everything it held stays.
+        keys = [...(this.#keysByFile.get(file.path) ?? [])];
+        for (const key of keys) keep(key);
+      }
+      for (const error of file.errors) keep(`${error.kind}/${error.name}`);
+      keysByFile.set(file.path, keys);
     }
     const events = first
-      ? [{ type: "replace" as const, objects: loaded.objects }]
+      ? [{ type: "replace" as const, objects }]
       : diffObjectSets(this.#current, next);
     this.#current = next;
-    if (first || events.length > 0 || loaded.errors.length > 0) {
-      this.#opts.onEvents(events, loaded.errors);
-    }
+    this.#keysByFile = keysByFile;
+    if (first || events.length > 0 || errors.length > 0) this.#opts.onEvents(events, errors);
   }
 }
