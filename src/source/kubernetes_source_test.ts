@@ -1,0 +1,103 @@
+/** The source over a fake transport. IP plan: ClusterIPs 198.18.128.0/17 (stored only). */
+import assert from "node:assert/strict";
+import type { ObjectError } from "../model/kube_object.ts";
+import type { ProxyEvent } from "../snapshot/proxy_state.ts";
+import type { KubeListPage, KubeTransport, WatchHandlers } from "./kube_transport.ts";
+import { kubeResources, KubernetesSource, PROXY_LABEL_SELECTOR } from "./kubernetes_source.ts";
+
+class PathTransport implements KubeTransport {
+  readonly lists = new Map<string, Readonly<Record<string, string>>>();
+  readonly watches = new Map<string, WatchHandlers>();
+  readonly gate: Promise<void>;
+  open: () => void = () => {};
+  constructor(readonly items: Record<string, unknown[]>) {
+    this.gate = new Promise((r) => (this.open = r));
+  }
+  async list(path: string, query: Readonly<Record<string, string>>): Promise<KubeListPage> {
+    this.lists.set(path, query);
+    if (path.endsWith("/nodes")) await this.gate;
+    return { items: this.items[path] ?? [], resourceVersion: "10", continue: "" };
+  }
+  watch(path: string, _query: unknown, handlers: WatchHandlers): Promise<{ abort(): void }> {
+    this.watches.set(path, handlers);
+    return Promise.resolve({ abort: () => {} });
+  }
+}
+
+async function until(what: string, check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+Deno.test("kubeResources: kube-proxy's selectors", () => {
+  assert.equal(
+    PROXY_LABEL_SELECTOR,
+    "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless",
+  );
+  assert.deepEqual(kubeResources("node-a").map((r) => [r.kind, r.labelSelector, r.fieldSelector]), [
+    ["Service", PROXY_LABEL_SELECTOR, undefined],
+    ["EndpointSlice", PROXY_LABEL_SELECTOR, undefined],
+    ["Node", undefined, "metadata.name=node-a"],
+  ]);
+});
+
+Deno.test("KubernetesSource is synced once every kind has listed, and emits per-kind events", async () => {
+  const transport = new PathTransport({
+    "/api/v1/services": [{
+      metadata: { name: "web", namespace: "default", resourceVersion: "3" },
+      spec: { clusterIP: "198.18.128.5", ports: [{ port: 80 }] },
+    }],
+    "/api/v1/nodes": [{ metadata: { name: "node-a", resourceVersion: "4" } }],
+  });
+  const batches: Array<{ events: ProxyEvent[]; errors: readonly ObjectError[] }> = [];
+  let synced = 0;
+  const source = new KubernetesSource({
+    qps: 0,
+    burst: 0,
+    nodeName: "node-a",
+    transport,
+    onEvents: (events, errors) => batches.push({ events, errors }),
+    onSynced: () => synced++,
+  });
+  await source.start();
+  try {
+    await until("services and slices listed", () => transport.lists.size === 3);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(synced, 0, "not synced before the Node list");
+    assert.equal(source.synced, false);
+    transport.open();
+    await until("synced", () => synced === 1);
+    assert.deepEqual(transport.lists.get("/api/v1/nodes"), {
+      fieldSelector: "metadata.name=node-a",
+      limit: "500",
+    });
+    assert.deepEqual(source.sizes(), { Service: 1, EndpointSlice: 0, Node: 1 });
+    assert.ok(batches.every((b) => b.events.every((e) => e.type === "upsert")));
+    await until("watches", () => transport.watches.size === 3);
+    transport.watches.get("/api/v1/services")?.onEvent("DELETED", {
+      kind: "Service",
+      metadata: { name: "web", namespace: "default", resourceVersion: "11" },
+    });
+    await until("the delete", () => batches.length === 3);
+    assert.deepEqual(batches.at(-1)?.events, [
+      { type: "delete", kind: "Service", namespace: "default", name: "web" },
+    ]);
+    assert.equal(synced, 1);
+  } finally {
+    await source.stop();
+  }
+});
+
+Deno.test("KubernetesSource.start throws on an unusable configuration", async () => {
+  const source = new KubernetesSource({
+    kubeconfig: "/nonexistent/kubeconfig",
+    qps: 5,
+    burst: 10,
+    nodeName: "node-a",
+    onEvents: () => {},
+  });
+  await assert.rejects(source.start(), /Cannot read kubeconfig/);
+});
