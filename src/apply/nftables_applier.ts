@@ -35,9 +35,9 @@ export interface NftablesApplierOptions {
   readonly log?: (line: string) => void;
   /** Delete stale UDP conntrack entries after each sync (default true). */
   readonly conntrackCleanup?: boolean;
+  /** The families to program (default both; IPv4 only on hosts without IPv6). */
+  readonly families?: readonly IPFamily[];
 }
-
-const FAMILIES: readonly IPFamily[] = ["IPv4", "IPv6"];
 const NFT_TIMEOUT_MS = 120_000;
 
 /** The kind of transaction a sync sends. */
@@ -83,6 +83,7 @@ export class NftablesApplier implements Applier {
   readonly #conntrack: string;
   readonly #log: (line: string) => void;
   readonly #conntrackCleanup: boolean;
+  readonly #families: readonly IPFamily[];
   /** What is live, per family; null before the first sync and after a failure. */
   #live: FamilyTable[] | null = null;
   #lastSnapshot: ProxySnapshot | null = null;
@@ -95,6 +96,7 @@ export class NftablesApplier implements Applier {
     this.#conntrack = options.conntrackPath ?? "conntrack";
     this.#log = options.log ?? (() => {});
     this.#conntrackCleanup = options.conntrackCleanup ?? true;
+    this.#families = options.families ?? ["IPv4", "IPv6"];
   }
 
   /** The kind of the last successful sync (for tests and logs). */
@@ -125,7 +127,7 @@ export class NftablesApplier implements Applier {
     let lines: string[];
     let commit: () => void;
     const partial = partialOK
-      ? FAMILIES.map((f) => renderFamily(snapshot, f, request.changedServicePorts))
+      ? this.#families.map((f) => renderFamily(snapshot, f, request.changedServicePorts))
       : null;
     if (
       partial !== null && live !== null &&
@@ -139,7 +141,7 @@ export class NftablesApplier implements Applier {
       next = live;
       commit = () => plans.forEach((p) => p.commit());
     } else {
-      next = FAMILIES.map((f) => renderFamily(snapshot, f));
+      next = this.#families.map((f) => renderFamily(snapshot, f));
       const keep = live !== null && next.every((n, i) => n.fixedKey === live[i]?.fixedKey);
       kind = keep ? "flush" : "scratch";
       lines = next.flatMap((n, i) => fullTransaction(n, keep ? live[i] ?? null : null));
@@ -200,6 +202,7 @@ export class NftablesApplier implements Applier {
 
   /** Deletes both `kproxy` tables (and nothing else) in one transaction. */
   async cleanup(): Promise<void> {
+    // Both families, whatever this applier programs: a previous run may have had the other.
     const script = ["ip", "ip6"]
       .flatMap((f) => [`add table ${f} ${TABLE_NAME}`, `delete table ${f} ${TABLE_NAME}`])
       .join("\n") + "\n";

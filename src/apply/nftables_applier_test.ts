@@ -153,3 +153,22 @@ Deno.test("nftables applier: a failed transaction throws and the next sync is fr
 Deno.test("nftables applier: registered for the nftables mode", () => {
   assert.equal(applierFor(DEFAULT_PROXY_CONFIG).name, "nftables");
 });
+
+Deno.test("nftables applier: families limits the tables it programs", async () => {
+  const f = await fakes();
+  try {
+    const applier = new NftablesApplier({
+      nftPath: f.nft,
+      conntrackCleanup: false,
+      families: ["IPv4"],
+    });
+    await applier.sync({ snapshot: dns(["198.18.1.1"]), changedServicePorts: [], full: true });
+    const [call] = await f.calls("nft");
+    assert.match(call!, /table ip kproxy/);
+    assert.doesNotMatch(call!, /ip6/);
+    await applier.cleanup();
+    assert.match((await f.calls("nft"))[1]!, /delete table ip6 kproxy/);
+  } finally {
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
