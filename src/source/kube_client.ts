@@ -16,11 +16,11 @@ import { type KubeTransport, statusError } from "./kube_transport.ts";
 /** Where the client configuration comes from. */
 export interface KubeClientOptions {
   /** Path of a kubeconfig file; empty or absent for the in-cluster service account. */
-  readonly kubeconfig?: string;
+  readonly kubeconfig?: string | undefined;
   /** API server URL overriding the kubeconfig's (`--master`). */
-  readonly master?: string;
+  readonly master?: string | undefined;
   /** Root folder prepended to the in-cluster service-account paths (tests only). */
-  readonly inClusterRoot?: string;
+  readonly inClusterRoot?: string | undefined;
 }
 
 const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";

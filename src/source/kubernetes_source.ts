@@ -62,7 +62,7 @@ export interface KubernetesSourceOptions extends KubeClientOptions {
   readonly onEvents: (
     events: ProxyEvent[],
     errors: readonly ObjectError[],
-    triggerTimes: readonly number[],
+    triggerTimes: number[],
   ) => void;
   /** Called once every kind has been listed once. */
   readonly onSynced?: () => void;
