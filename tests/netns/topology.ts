@@ -244,8 +244,10 @@ const SIGNAL_HANDLERS: readonly [Deno.Signal, () => void][] = [
   }],
 ];
 
-/** Registers cleanup hooks while at least one topology lives (removed again after, so test
- * sanitizers see no leftover signal listeners). */
+/**
+ * Registers cleanup hooks while at least one topology lives; the signal listeners go away with
+ * the last topology, so test sanitizers see none left over.
+ */
 function topologyStarted(): void {
   if (!unloadHooked) {
     unloadHooked = true;
