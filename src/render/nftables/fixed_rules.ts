@@ -43,6 +43,7 @@ export interface FixedRules {
 /** Filter chains run before DNAT (priority dstnat-10) so they see the service address. */
 const FILTER_PRIORITY = -110;
 const DNAT_PRIORITY = -100;
+const POST_DNAT_PRIORITY = -90;
 const SNAT_PRIORITY = 100;
 
 /** Which base chain jumps to which dispatch chain, and on what condition. */
@@ -57,6 +58,8 @@ const JUMPS: readonly {
   { from: "filter-forward", to: FIXED.serviceEndpointsCheckChain, match: "ct state new " },
   { from: "filter-output", to: FIXED.serviceEndpointsCheckChain, match: "ct state new " },
   { from: "filter-output", to: FIXED.firewallCheckChain, match: "ct state new " },
+  { from: "filter-forward", to: FIXED.clusterIPsCheckChain, match: "ct state new " },
+  { from: "filter-output-post-dnat", to: FIXED.clusterIPsCheckChain, match: "ct state new " },
   { from: "nat-prerouting", to: FIXED.servicesChain, match: "" },
   { from: "nat-output", to: FIXED.servicesChain, match: "" },
   { from: "nat-postrouting", to: FIXED.masqueradingChain, match: "" },
@@ -67,6 +70,13 @@ const BASE_CHAINS: readonly Omit<BaseChainSpec, "rules">[] = [
   { name: "filter-input", type: "filter", hook: "input", priority: FILTER_PRIORITY },
   { name: "filter-forward", type: "filter", hook: "forward", priority: FILTER_PRIORITY },
   { name: "filter-output", type: "filter", hook: "output", priority: FILTER_PRIORITY },
+  // After DNAT: only packets to a ClusterIP that were not DNATed (a port it lacks) match.
+  {
+    name: "filter-output-post-dnat",
+    type: "filter",
+    hook: "output",
+    priority: POST_DNAT_PRIORITY,
+  },
   { name: "nat-prerouting", type: "nat", hook: "prerouting", priority: DNAT_PRIORITY },
   { name: "nat-output", type: "nat", hook: "output", priority: DNAT_PRIORITY },
   { name: "nat-postrouting", type: "nat", hook: "postrouting", priority: SNAT_PRIORITY },
@@ -134,6 +144,12 @@ export function fixedRules(snapshot: ProxySnapshot, ctx: FamilyContext): FixedRu
   sets.push(
     {
       kind: "set",
+      name: FIXED.clusterIPsSet,
+      declaration: `type ${addrType};`,
+      fixedElements: [],
+    },
+    {
+      kind: "set",
       name: FIXED.hairpinSet,
       declaration: `type ${addrType} . ${addrType};`,
       fixedElements: [],
@@ -171,6 +187,11 @@ export function fixedRules(snapshot: ProxySnapshot, ctx: FamilyContext): FixedRu
       rules: [`${nodePortMatch} meta l4proto . th dport vmap @${FIXED.noEndpointNodePortsMap}`],
     },
     { name: FIXED.firewallCheckChain, rules: [`${vipKey} vmap @${FIXED.firewallIPsMap}`] },
+    {
+      // Traffic to a ClusterIP that no service port DNATed: a port the service lacks.
+      name: FIXED.clusterIPsCheckChain,
+      rules: [`${ipX} daddr @${FIXED.clusterIPsSet} goto ${FIXED.rejectChain}`],
+    },
     {
       name: FIXED.rejectChain,
       rules: ["meta l4proto tcp reject with tcp reset", "reject"],

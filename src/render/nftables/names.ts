@@ -31,6 +31,8 @@ export const FIXED = Object.freeze({
   masqueradingChain: "masquerading",
   hairpinSet: "hairpin-endpoints",
   clusterCIDRsSet: "cluster-cidrs",
+  clusterIPsSet: "cluster-ips",
+  clusterIPsCheckChain: "cluster-ips-check",
 });
 
 /** The nftables table family of an IP family. */

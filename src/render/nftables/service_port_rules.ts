@@ -122,6 +122,7 @@ export function renderServicePort(
     hasOwn ? null : hasEndpoints ? "drop" : `goto ${FIXED.rejectChain}`;
 
   // ClusterIP.
+  elements.push({ set: FIXED.clusterIPsSet, key: fam.clusterIP, value: null });
   const clusterKey = `${fam.clusterIP} . ${proto} . ${sp.port}`;
   if (hasInternalEndpoints) {
     elements.push({ set: FIXED.serviceIPsMap, key: clusterKey, value: `goto ${internalChain}` });
