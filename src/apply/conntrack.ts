@@ -22,6 +22,22 @@ export interface ConntrackFilter {
   readonly dnatTo: string | null;
 }
 
+function findById(
+  ports: readonly ServicePortSnapshot[],
+  id: string,
+): ServicePortSnapshot | undefined {
+  let lo = 0;
+  let hi = ports.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const sp = ports[mid] as ServicePortSnapshot;
+    if (sp.id === id) return sp;
+    if (sp.id < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
 function usableIPs(sp: ServicePortSnapshot | undefined, family: IPFamily): Set<string> {
   const fam = sp?.families.find((f) => f.family === family);
   const out = new Set<string>();
@@ -54,11 +70,21 @@ export function staleConntrackFilters(
   next: ProxySnapshot,
   changed?: readonly string[],
 ): ConntrackFilter[] {
-  const prevById = new Map((prev?.servicePorts ?? []).map((sp) => [sp.id, sp]));
-  const nextById = new Map(next.servicePorts.map((sp) => [sp.id, sp]));
+  // With `changed`, look ports up by binary search (ports are sorted by id): O(change).
+  const lookup = (snapshot: ProxySnapshot | null) => {
+    if (snapshot === null) return () => undefined;
+    if (changed === undefined) {
+      const byId = new Map(snapshot.servicePorts.map((sp) => [sp.id, sp]));
+      return (id: string) => byId.get(id);
+    }
+    return (id: string) => findById(snapshot.servicePorts, id);
+  };
+  const prevById = lookup(prev);
+  const nextById = lookup(next);
   const ids = changed !== undefined
     ? [...new Set(changed)].sort()
-    : [...new Set([...prevById.keys(), ...nextById.keys()])].sort();
+    : [...new Set([...(prev?.servicePorts ?? []), ...next.servicePorts].map((sp) => sp.id))]
+      .sort();
   const filters: ConntrackFilter[] = [];
   const seen = new Set<string>();
   const push = (f: ConntrackFilter) => {
@@ -68,8 +94,8 @@ export function staleConntrackFilters(
     filters.push(f);
   };
   for (const id of ids) {
-    const before = prevById.get(id);
-    const after = nextById.get(id);
+    const before = prevById(id);
+    const after = nextById(id);
     if (before?.protocol !== "UDP" && after?.protocol !== "UDP") continue;
     for (const family of ["IPv4", "IPv6"] as const) {
       const was = before?.protocol === "UDP" ? usableIPs(before, family) : new Set<string>();
