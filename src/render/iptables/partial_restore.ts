@@ -6,7 +6,7 @@
  * shared chains in full on every sync; kproxy edits them in place.
  */
 import type { IPFamily } from "../../model/ip.ts";
-import type { ProxySnapshot } from "../../snapshot/types.ts";
+import type { ProxySnapshot, ServicePortSnapshot } from "../../snapshot/types.ts";
 import { familyContext, type FamilyContextOptions } from "./family_context.ts";
 import {
   cachedServicePortRules,
@@ -38,6 +38,23 @@ function sameTopRules(a: readonly TopRule[], b: readonly TopRule[]): boolean {
   return true;
 }
 
+/** Binary search of the id-sorted service ports. */
+function findServicePort(
+  ports: readonly ServicePortSnapshot[],
+  id: string,
+): ServicePortSnapshot | undefined {
+  let lo = 0;
+  let hi = ports.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const sp = ports[mid] as ServicePortSnapshot;
+    if (sp.id === id) return sp;
+    if (sp.id < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
+
 /** The ids whose rules may differ from what is live: the given ones plus any hash mismatch. */
 export function changedIds(
   snapshot: ProxySnapshot,
@@ -65,7 +82,6 @@ export function renderPartialRestore(
   options: FamilyContextOptions = {},
 ): PartialRestore {
   const ctx = familyContext(snapshot, family, options);
-  const byId = new Map(snapshot.servicePorts.map((sp) => [sp.id, sp]));
   const updates = new Map<string, LiveServicePort | null>();
   const rewritten: string[] = [];
   const filterRules: string[] = [];
@@ -76,14 +92,17 @@ export function renderPartialRestore(
   const ids = changedIds(snapshot, family, live, hinted);
   for (const id of ids) {
     const before = live.get(id) ?? null;
-    const sp = byId.get(id);
+    const sp = findServicePort(snapshot.servicePorts, id);
     const fam = sp?.families.find((f) => f.family === family);
     const after: ServicePortRules | null = sp !== undefined && fam !== undefined
       ? cachedServicePortRules(sp, fam, ctx)
       : null;
     if (before === null && after === null) continue;
     rewritten.push(id);
-    updates.set(id, after === null ? null : liveServicePort((sp as { hash: string }).hash, after));
+    updates.set(
+      id,
+      after === null ? null : liveServicePort((sp as ServicePortSnapshot).hash, after),
+    );
 
     const oldTop = before?.topRules ?? [];
     const newTop = after?.topRules ?? [];
