@@ -55,7 +55,10 @@ const BOOLEAN_FLAGS = new Set(
   Object.entries(PROXY_FLAGS).filter(([, [kind]]) => kind === "boolean").map(([name]) => name),
 );
 
-/** Parses argv with kube-proxy's flag names; extra flags for a subcommand can be added. */
+/**
+ * Parses argv with kube-proxy's flag names; extra flags for a subcommand can be added.
+ * Arguments that are not flags are a {@link UsageError}, as in kube-proxy.
+ */
 export function parseFlags(
   argv: readonly string[],
   extra: Readonly<Record<string, readonly [string, string]>> = {},
@@ -85,6 +88,13 @@ export function parseFlags(
         }
       }
     }
+    // Like kube-proxy, no arguments: `--masquerade-all false` must not silently mean true.
+    const [extra] = positionals;
+    if (extra !== undefined) {
+      throw new UsageError(
+        `unexpected argument ${JSON.stringify(extra)} (boolean flags take --name=false)`,
+      );
+    }
     return { values: out, positionals };
   } catch (e) {
     if (e instanceof UsageError) throw e;
@@ -101,11 +111,13 @@ function durationFlag(name: string, text: string): number {
   return ms;
 }
 
-function intFlag(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n < min || n > max) {
+function numberFlag(name: string, text: string, min: number, max: number, whole = true): number {
+  const n = text.trim() === "" ? NaN : Number(text);
+  if (!Number.isFinite(n) || n < min || n > max || (whole && !Number.isInteger(n))) {
     throw new UsageError(
-      `--${name} must be a number from ${min} to ${max}, not ${JSON.stringify(text)}`,
+      `--${name} must be a ${whole ? "whole " : ""}number from ${min} to ${max}, not ${
+        JSON.stringify(text)
+      }`,
     );
   }
   return n;
@@ -159,15 +171,15 @@ export function configFromFlags(
   if (v["kubeconfig"] !== undefined) c.kubeconfig = v["kubeconfig"];
   if (v["master"] !== undefined) c.master = v["master"];
   if (v["manifests"] !== undefined) c.manifests = v["manifests"];
-  if (v["hostname-override"] !== undefined) {
-    c.hostnameOverride = v["hostname-override"].trim().toLowerCase();
-  }
+  if (v["hostname-override"] !== undefined) c.hostnameOverride = v["hostname-override"];
+  // kube-proxy trims and lower-cases the node name, from the flag or the config file alike.
+  c.hostnameOverride = c.hostnameOverride.trim().toLowerCase();
   if (v["cluster-cidr"] !== undefined) {
     c.clusterCIDRs = cidrList("cluster-cidr", v["cluster-cidr"], false);
   }
   if (v["masquerade-all"] !== undefined) c.masqueradeAll = v["masquerade-all"] === "true";
   if (v["iptables-masquerade-bit"] !== undefined) {
-    c.masqueradeBit = intFlag("iptables-masquerade-bit", v["iptables-masquerade-bit"], 0, 31);
+    c.masqueradeBit = numberFlag("iptables-masquerade-bit", v["iptables-masquerade-bit"], 0, 31);
   }
   if (v["iptables-localhost-nodeports"] !== undefined) {
     c.localhostNodePorts = v["iptables-localhost-nodeports"] === "true";
@@ -182,10 +194,10 @@ export function configFromFlags(
   const minSync = v["min-sync-period"] ?? v["iptables-min-sync-period"];
   if (minSync !== undefined) c.minSyncPeriodMs = durationFlag("min-sync-period", minSync);
   if (v["kube-api-qps"] !== undefined) {
-    c.kubeApiQps = intFlag("kube-api-qps", v["kube-api-qps"], 0, 1e6);
+    c.kubeApiQps = numberFlag("kube-api-qps", v["kube-api-qps"], 0, 1e6, false);
   }
   if (v["kube-api-burst"] !== undefined) {
-    c.kubeApiBurst = intFlag("kube-api-burst", v["kube-api-burst"], 0, 1e6);
+    c.kubeApiBurst = numberFlag("kube-api-burst", v["kube-api-burst"], 0, 1e6);
   }
   // nftables mode defaults to the node's primary IPs for NodePorts, as upstream does.
   if (c.mode === "nftables" && c.nodePortAddresses.length === 0) c.nodePortAddresses = ["primary"];

@@ -25,7 +25,8 @@ export function parseDuration(text: string): number | null {
     total += Number(m[1]) * (UNIT_MS[m[2] ?? ""] ?? 0);
     pos = re.lastIndex;
   }
-  return pos === 0 ? null : total;
+  // Go durations are whole nanoseconds: round away float noise such as 4.35m → 260999.99…ms.
+  return pos === 0 ? null : Math.round(total * 1e6) / 1e6;
 }
 
 /** Formats milliseconds as a short Go duration (`1m30s`, `250ms`). */

@@ -1,6 +1,7 @@
 /** Reads a `kubeproxy.config.k8s.io/v1alpha1 KubeProxyConfiguration` file into ProxyConfig fields. */
 import yaml from "js-yaml";
 import { z } from "zod";
+import { parseCIDR } from "../model/ip.ts";
 import { parseDuration } from "./duration.ts";
 import type { ProxyConfig } from "./proxy_config.ts";
 
@@ -8,9 +9,20 @@ const duration = z.string().refine((s) => parseDuration(s) !== null, {
   message: "is not a duration such as 30s or 1m0s",
 });
 
+const cidrList = z.string().refine(
+  (s) => s.split(",").every((c) => c.trim() === "" || parseCIDR(c.trim()) !== null),
+  { message: "is not a comma-separated list of CIDRs" },
+);
+
+const nodePortAddress = z.string().refine((s) => s === "primary" || parseCIDR(s) !== null, {
+  message: "is not a CIDR or primary",
+});
+
 const backendSection = z.object({
   masqueradeAll: z.boolean().nullish(),
-  masqueradeBit: z.number().int().min(0).max(31).nullish(),
+  masqueradeBit: z.number().int({ message: "must be a whole number from 0 to 31" })
+    .min(0, { message: "must be a whole number from 0 to 31" })
+    .max(31, { message: "must be a whole number from 0 to 31" }).nullish(),
   minSyncPeriod: duration.nullish(),
   syncPeriod: duration.nullish(),
   localhostNodePorts: z.boolean().nullish(),
@@ -25,10 +37,10 @@ export const kubeProxyConfigurationSchema = z.object({
   mode: z.enum(["", "iptables", "nftables"], { message: "must be iptables or nftables" })
     .nullish(),
   hostnameOverride: z.string().nullish(),
-  clusterCIDR: z.string().nullish(),
+  clusterCIDR: cidrList.nullish(),
   healthzBindAddress: z.string().nullish(),
   metricsBindAddress: z.string().nullish(),
-  nodePortAddresses: z.array(z.string()).nullish(),
+  nodePortAddresses: z.array(nodePortAddress).nullish(),
   syncPeriod: duration.nullish(),
   minSyncPeriod: duration.nullish(),
   clientConnection: z.object({
@@ -49,6 +61,15 @@ export class ConfigFileError extends Error {
   }
 }
 
+const EXPECTED_WORDS: Readonly<Record<string, string>> = {
+  number: "must be a number",
+  int: "must be a whole number",
+  string: "must be a string",
+  boolean: "must be true or false",
+  array: "must be a list",
+  object: "must be a mapping",
+};
+
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
@@ -63,15 +84,27 @@ export function parseKubeProxyConfiguration(text: string, path: string): Partial
     const reason = e instanceof Error ? e.message.split("\n")[0] : String(e);
     throw new ConfigFileError(`${path}: Cannot parse KubeProxyConfiguration: ${reason}`);
   }
+  const fail = (field: string, problem: string) =>
+    new ConfigFileError(`${path}: Cannot read KubeProxyConfiguration: ${field} ${problem}`);
+  if (raw === null || raw === undefined) throw fail("document", "is empty");
+  if (typeof raw !== "object" || Array.isArray(raw)) throw fail("document", "is not a mapping");
   const r = kubeProxyConfigurationSchema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0];
-    const field = (issue?.path ?? []).map(String).join(".");
-    throw new ConfigFileError(
-      `${path}: Cannot read KubeProxyConfiguration: ${field || "document"} ${
-        issue?.message ?? "is invalid"
-      }`,
-    );
+    if (issue === undefined) throw fail("document", "is invalid");
+    let field = "";
+    let value: unknown = raw;
+    for (const part of issue.path) {
+      field += typeof part === "number" ? `[${part}]` : `${field === "" ? "" : "."}${String(part)}`;
+      value = (value as Record<PropertyKey, unknown> | undefined)?.[part];
+    }
+    let problem = issue.message;
+    if (issue.code === "invalid_type") {
+      problem = value === undefined
+        ? "is missing"
+        : EXPECTED_WORDS[issue.expected] ?? `must be ${issue.expected}`;
+    }
+    throw fail(field || "document", problem);
   }
   const c = r.data;
   const out: Partial<Mutable<ProxyConfig>> = {};
