@@ -8,33 +8,34 @@
  */
 
 /**
- * Programs kproxy runs (by name, resolved on PATH when the binary starts). The iptables family
- * comes in a `-nft` and a `-legacy` flavour; kube-proxy's image ships both and picks one by
- * probing, so both are allowed.
+ * Programs kproxy runs (by name, resolved on PATH when the binary starts): `nft` (nftables
+ * mode), `iptables` (only `--version`, to tell iptables-nft from iptables-legacy), the
+ * save/restore tools of both flavours and both families (iptables mode), `sysctl` (iptables
+ * mode sets net.ipv4.conf.all.route_localnet=1, as kube-proxy does) and `conntrack` (stale UDP
+ * flows). `ip` is not here: only tests and benches run tools inside network namespaces.
  */
 export const KPROXY_TOOLS: readonly string[] = Object.freeze([
   "nft",
+  "iptables",
   ...["iptables", "ip6tables"].flatMap((base) =>
-    ["", "-nft", "-legacy"].flatMap((flavour) =>
-      ["", "-save", "-restore"].map((verb) => `${base}${flavour}${verb}`)
+    ["nft", "legacy"].flatMap((flavour) =>
+      ["save", "restore"].map((verb) => `${base}-${flavour}-${verb}`)
     )
   ),
+  "sysctl",
   "conntrack",
 ]);
 
 /**
- * Environment variables kproxy reads. Every other variable reads as undefined (`--ignore-env`)
- * instead of throwing, so a dependency probing an optional variable cannot crash kproxy.
+ * Environment variables kproxy reads: the in-cluster API server address (src/source/
+ * kube_client.ts; client-node reads the same two). Every other variable reads as undefined
+ * (`--ignore-env`) instead of throwing, so a dependency probing an optional variable (DEBUG,
+ * HOME, ...) cannot crash kproxy. kproxy never calls client-node's loadFromDefault(), so
+ * KUBECONFIG and HOME are not needed: the kubeconfig comes from --kubeconfig or the config file.
  */
 export const KPROXY_ENV: readonly string[] = Object.freeze([
-  // client-node's KubeConfig.loadFromDefault(): kubeconfig path and home folder.
-  "KUBECONFIG",
-  "HOME",
-  // client-node's in-cluster config.
   "KUBERNETES_SERVICE_HOST",
   "KUBERNETES_SERVICE_PORT",
-  // kproxy's own variables.
-  "KPROXY_*",
 ]);
 
 /** System information kproxy asks for: the node name and the addresses NodePorts listen on. */
@@ -53,7 +54,8 @@ export function kproxyPermissionFlags(): readonly PermissionFlag[] {
   return [
     {
       flag: `--allow-run=${KPROXY_TOOLS.join(",")}`,
-      reason: "the netfilter tools the appliers run; nothing else can be started",
+      reason: "the netfilter tools the appliers run (and sysctl for route_localnet); " +
+        "nothing else can be started",
     },
     {
       flag: "--allow-net",
@@ -66,7 +68,7 @@ export function kproxyPermissionFlags(): readonly PermissionFlag[] {
     },
     {
       flag: `--allow-env=${KPROXY_ENV.join(",")}`,
-      reason: "kubeconfig discovery and in-cluster config",
+      reason: "in-cluster config (the API server address)",
     },
     { flag: "--ignore-env", reason: "other variables read as undefined instead of throwing" },
     {
