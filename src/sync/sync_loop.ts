@@ -80,6 +80,7 @@ export class SyncLoop {
   #unsynced = new Set<string>();
   #needFull = true;
   #sourcesSynced = false;
+  #syncing = false;
   #stopped = false;
   #running: Promise<void> | null = null;
   #wake: (() => void) | null = null;
@@ -167,7 +168,8 @@ export class SyncLoop {
   async settled(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (
-      this.#pending.length > 0 || this.#needFull || this.#failures > 0 || !this.#sourcesSynced
+      this.#pending.length > 0 || this.#needFull || this.#failures > 0 || !this.#sourcesSynced ||
+      this.#syncing
     ) {
       if (Date.now() > deadline) throw new Error("Sync loop did not settle in time");
       await sleep(5);
@@ -217,6 +219,15 @@ export class SyncLoop {
   }
 
   async #syncOnce(): Promise<void> {
+    this.#syncing = true;
+    try {
+      await this.#syncAttempt();
+    } finally {
+      this.#syncing = false;
+    }
+  }
+
+  async #syncAttempt(): Promise<void> {
     const events = this.#pending;
     const triggers = this.#pendingTriggers;
     this.#pending = [];
