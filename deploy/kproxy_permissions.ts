@@ -28,7 +28,7 @@ export const KPROXY_TOOLS: readonly string[] = Object.freeze([
 
 /**
  * Environment variables kproxy reads: the in-cluster API server address (src/source/
- * kube_client.ts; client-node reads the same two). Every other variable reads as undefined
+ * kube_client.ts; client-node reads the same two) and PATH. Every other variable reads as undefined
  * (`--ignore-env`) instead of throwing, so a dependency probing an optional variable (DEBUG,
  * HOME, ...) cannot crash kproxy. kproxy never calls client-node's loadFromDefault(), so
  * KUBECONFIG and HOME are not needed: the kubeconfig comes from --kubeconfig or the config file.
@@ -36,6 +36,8 @@ export const KPROXY_TOOLS: readonly string[] = Object.freeze([
 export const KPROXY_ENV: readonly string[] = Object.freeze([
   "KUBERNETES_SERVICE_HOST",
   "KUBERNETES_SERVICE_PORT",
+  // `--cleanup-kube-proxy` looks on PATH for the iptables flavours that are installed.
+  "PATH",
 ]);
 
 /** System information kproxy asks for: the node name and the addresses NodePorts listen on. */
@@ -68,7 +70,7 @@ export function kproxyPermissionFlags(): readonly PermissionFlag[] {
     },
     {
       flag: `--allow-env=${KPROXY_ENV.join(",")}`,
-      reason: "in-cluster config (the API server address)",
+      reason: "in-cluster config (the API server address); PATH to find installed tools",
     },
     { flag: "--ignore-env", reason: "other variables read as undefined instead of throwing" },
     {

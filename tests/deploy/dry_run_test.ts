@@ -117,20 +117,18 @@ Deno.test({
           { verb: "watch", resource: "services" },
           { verb: "list", resource: "endpointslices", group: "discovery.k8s.io" },
           { verb: "watch", resource: "endpointslices", group: "discovery.k8s.io" },
-          { verb: "get", resource: "nodes", name: "node-a" },
           { verb: "list", resource: "nodes" },
           { verb: "watch", resource: "nodes" },
-          { verb: "create", resource: "events", namespace: "default" },
-          { verb: "patch", resource: "events", group: "events.k8s.io", namespace: "default" },
         ];
         const denied: Access[] = [
           { verb: "get", resource: "secrets", namespace: "kube-system" },
           { verb: "list", resource: "secrets" },
           { verb: "list", resource: "endpoints" },
+          { verb: "get", resource: "nodes", name: "node-a" },
           { verb: "delete", resource: "services", namespace: "default" },
           { verb: "update", resource: "nodes", name: "node-a" },
           { verb: "create", resource: "pods", namespace: "kube-system" },
-          { verb: "delete", resource: "events", namespace: "default" },
+          { verb: "create", resource: "events", namespace: "default" },
           { verb: "create", resource: "endpointslices", group: "discovery.k8s.io" },
         ];
         for (
