@@ -1,4 +1,5 @@
 /** Watches a manifest file or folder and emits events for what changed, coalescing bursts. */
+import { dirname, resolve } from "node:path";
 import { type ObjectError, objectKey } from "../model/kube_object.ts";
 import type { ProxyEvent } from "../snapshot/proxy_state.ts";
 import { loadManifestFiles, type ManifestFile } from "./manifest_loader.ts";
@@ -26,6 +27,7 @@ export class ManifestSource {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #reloading: Promise<void> = Promise.resolve();
   #done: Promise<void> = Promise.resolve();
+  #stopped = false;
 
   /** Makes a source for `path` (a file or folder). */
   constructor(path: string, options: ManifestSourceOptions) {
@@ -37,29 +39,44 @@ export class ManifestSource {
   async start(): Promise<void> {
     await this.#reload(true);
     this.#opts.onSynced?.();
-    this.#watcher = Deno.watchFs(this.#path, { recursive: true });
+    this.#stopped = false;
+    // A single file is watched through its folder: editors and `kubectl` replace files by
+    // renaming a new one over them, which ends a watch on the file itself.
+    const isFile = (await Deno.stat(this.#path)).isFile;
+    const file = isFile ? resolve(this.#path) : null;
+    this.#watcher = Deno.watchFs(file === null ? this.#path : dirname(file), {
+      recursive: !isFile,
+    });
     const watcher = this.#watcher;
     this.#done = (async () => {
       try {
-        for await (const _event of watcher) this.#schedule();
+        for await (const event of watcher) {
+          if (file === null || event.paths.some((p) => resolve(p) === file)) this.#schedule();
+        }
       } catch { /* closed */ }
     })();
   }
 
-  /** Stops watching. */
+  /** Stops watching; no events are reported after it resolves. */
   async stop(): Promise<void> {
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#stopped = true;
     this.#watcher?.close();
     this.#watcher = null;
     await this.#done;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
     await this.#reloading;
   }
 
   #schedule(): void {
+    if (this.#stopped) return;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       this.#timer = null;
-      this.#reloading = this.#reloading.then(() => this.#reload(false));
+      // A failing reload (or callback) is logged and must not stop the ones after it.
+      this.#reloading = this.#reloading.then(() => this.#reload(false)).catch((e) => {
+        this.#opts.log?.(`reloading ${this.#path} failed: ${e instanceof Error ? e.message : e}`);
+      });
     }, this.#opts.debounceMs ?? 50);
   }
 

@@ -107,6 +107,14 @@ function describe(events: readonly ProxyEvent[]): string[] {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function waitUntil(cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await sleep(10);
+  }
+}
+
 Deno.test("manifest source: the first load is one replace, then synced", async () => {
   await withSource(
     { "web.yaml": SERVICE, "slices.yaml": slice("web-a", "198.18.1.2") },
@@ -206,6 +214,61 @@ Deno.test("manifest source: a file saved half-way keeps every object it held", a
     await h.write("s.yaml", slice("web-a", "198.18.1.2"));
     const saved = await h.batch(2);
     assert.deepEqual(describe(saved.events), ["delete EndpointSlice/default/web-b"]);
+  });
+});
+
+Deno.test("manifest source: a single file is followed across atomic replaces", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kproxy-source-file-" });
+  const batches: ProxyEvent[][] = [];
+  const source = new ManifestSource(`${dir}/web.yaml`, {
+    debounceMs: 30,
+    onEvents: (events) => batches.push(events),
+  });
+  try {
+    await Deno.writeTextFile(`${dir}/web.yaml`, SERVICE);
+    await source.start();
+    const replace = async (text: string) => {
+      await Deno.writeTextFile(`${dir}/.web.yaml.tmp`, text);
+      await Deno.rename(`${dir}/.web.yaml.tmp`, `${dir}/web.yaml`);
+    };
+    await replace(`${SERVICE}---\n${slice("web-a", "198.18.1.2")}`);
+    await waitUntil(() => batches.length === 2);
+    assert.deepEqual(describe(batches[1] ?? []), ["upsert EndpointSlice/default/web-a"]);
+    await replace(`${SERVICE}---\n${slice("web-a", "198.18.1.3")}`);
+    await waitUntil(() => batches.length === 3);
+    assert.deepEqual(describe(batches[2] ?? []), ["upsert EndpointSlice/default/web-a"]);
+    await Deno.writeTextFile(`${dir}/other.yaml`, slice("web-x", "198.18.1.9"));
+    await sleep(200);
+    assert.equal(batches.length, 3, "other files in the folder are not read");
+  } finally {
+    await source.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("manifest source: a throwing callback does not stop later reloads; stop is final", async () => {
+  const calls: number[] = [];
+  const logs: string[] = [];
+  await withSource({ "web.yaml": SERVICE }, async (h) => {
+    await h.batch(0);
+    const source = new ManifestSource(h.dir, {
+      debounceMs: 30,
+      onEvents: (events) => {
+        calls.push(events.length);
+        if (calls.length === 2) throw new Error("callback failed");
+      },
+      log: (l) => logs.push(l),
+    });
+    await source.start();
+    await h.write("a.yaml", slice("web-a", "198.18.1.2"));
+    await waitUntil(() => calls.length === 2);
+    await h.write("b.yaml", slice("web-b", "198.18.1.3"));
+    await waitUntil(() => calls.length === 3);
+    assert.ok(logs.some((l) => l.includes("failed: callback failed")), logs.join("\n"));
+    await source.stop();
+    await h.write("c.yaml", slice("web-c", "198.18.1.4"));
+    await sleep(200);
+    assert.equal(calls.length, 3, "nothing after stop");
   });
 });
 
