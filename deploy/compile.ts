@@ -44,11 +44,14 @@ export interface CompileOptions {
 export class CompileError extends Error {
   /** The exit code to leave with (1 cannot build, 2 usage). */
   readonly exitCode: number;
+  /** Output of the failed tool worth showing above the one line (type errors), or "". */
+  readonly detail: string;
   /** Makes an error with its exit code. */
-  constructor(message: string, exitCode = 1) {
+  constructor(message: string, exitCode = 1, detail = "") {
     super(message);
     this.name = "CompileError";
     this.exitCode = exitCode;
+    this.detail = detail;
   }
 }
 
@@ -366,7 +369,11 @@ export async function compileKproxy(options: CompileOptions): Promise<string[]> 
     if (isRuntimeDownloadFailure(compiled.stderr)) {
       throw new CompileError(runtimeUnavailableMessage(options.target, Deno.version.deno));
     }
-    throw new CompileError(`Cannot compile kproxy: ${firstErrorLine(compiled.stderr)}`);
+    throw new CompileError(
+      `Cannot compile kproxy: ${firstErrorLine(compiled.stderr)}`,
+      1,
+      compiled.stderr.trimEnd(),
+    );
   }
   const verified = await verifyBinary(options);
   const size = (await Deno.stat(options.output)).size;
@@ -431,6 +438,7 @@ async function main(): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CompileError) {
+      if (e.detail !== "") console.error(e.detail);
       console.error(e.message);
       return e.exitCode;
     }
