@@ -290,3 +290,44 @@ Deno.test("kustomization.yaml lists every manifest file and sets the image", () 
   assert.deepEqual([...k.resources].sort(), manifestFiles());
   assert.equal(k.images[0]?.name, container.image?.split(":")[0]);
 });
+
+function kubectlKustomize(): string | null {
+  try {
+    const out = new Deno.Command("kubectl", {
+      args: ["kustomize", KUBERNETES_DIR],
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+const kustomized = kubectlKustomize();
+if (kustomized === null) {
+  console.error("manifests_test: kubectl not found; skipping the `kubectl kustomize` test");
+}
+
+Deno.test({
+  name: "kubectl kustomize renders the kustomization: every object, image and patch applied",
+  ignore: kustomized === null,
+  fn() {
+    const objects = yaml.loadAll(kustomized ?? "") as ManifestObject[];
+    assert.deepEqual(
+      objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
+      docs.map((d) => `${d.object.kind}/${d.object.metadata.name}`).sort(),
+    );
+    const ds = objects.find((o) => o.kind === "DaemonSet") as unknown as {
+      spec: DaemonSetSpec;
+    };
+    const c = ds.spec.template.spec.containers[0];
+    assert.equal(c?.image, "kproxy:0.1.0");
+    assert.equal(
+      c?.env?.find((e) => e.name === "KUBERNETES_SERVICE_HOST")?.value,
+      "control-plane.cluster.invalid",
+    );
+  },
+});
