@@ -49,7 +49,7 @@ export class DryRunApplier implements Applier {
       if (text !== "") out.push(text.trimEnd());
     }
     if (out.length > 0) this.#print(out.join("\n"));
-    const lines = rules === "" ? 0 : rules.split("\n").length;
+    const lines = rules === "" ? 0 : rules.replace(/\n$/, "").split("\n").length;
     this.#last = next;
     this.#lastRules = rules;
     return Promise.resolve({

@@ -153,7 +153,12 @@ export function configFromFlags(
         `Cannot read --config ${values["config"]}: ${e instanceof Error ? e.message : e}`,
       );
     }
-    const fromFile = parseKubeProxyConfiguration(text, values["config"]);
+    const flagMode = values["proxy-mode"];
+    const fromFile = parseKubeProxyConfiguration(
+      text,
+      values["config"],
+      flagMode === "iptables" || flagMode === "nftables" ? { mode: flagMode } : {},
+    );
     modeFromFile = fromFile.mode !== undefined;
     config = { ...config, ...fromFile };
   }

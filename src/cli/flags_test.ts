@@ -153,7 +153,11 @@ iptables: { masqueradeBit: 12, syncPeriod: 10s, minSyncPeriod: 2s }
   assert.equal(overridden.mode, "nftables");
   assert.equal(overridden.masqueradeBit, 13);
   assert.equal(overridden.minSyncPeriodMs, 100);
-  assert.equal(overridden.syncPeriodMs, 10_000, "not overridden: from the file");
+  assert.equal(
+    overridden.syncPeriodMs,
+    30_000,
+    "the iptables section does not apply in nftables mode",
+  );
   assert.deepEqual(overridden.nodePortAddresses, ["primary"]);
   assert.throws(() => config(["--config=/missing.yaml"]), {
     name: "UsageError",

@@ -76,7 +76,11 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
  * Parses the text of a KubeProxyConfiguration file into the ProxyConfig fields it sets.
  * Throws {@link ConfigFileError} naming the file and field when it is malformed.
  */
-export function parseKubeProxyConfiguration(text: string, path: string): Partial<ProxyConfig> {
+export function parseKubeProxyConfiguration(
+  text: string,
+  path: string,
+  options: { readonly mode?: ProxyConfig["mode"] } = {},
+): Partial<ProxyConfig> {
   let raw: unknown;
   try {
     raw = yaml.load(text, { schema: yaml.CORE_SCHEMA, json: true });
@@ -109,7 +113,9 @@ export function parseKubeProxyConfiguration(text: string, path: string): Partial
   const c = r.data;
   const out: Partial<Mutable<ProxyConfig>> = {};
   if (c.mode) out.mode = c.mode;
-  const backend = out.mode === "iptables" ? c.iptables : c.nftables ?? c.iptables;
+  // The backend section that applies is the one of the effective mode (a --proxy-mode flag wins).
+  const effectiveMode = options.mode ?? out.mode ?? "nftables";
+  const backend = effectiveMode === "iptables" ? c.iptables : c.nftables;
   if (c.hostnameOverride) out.hostnameOverride = c.hostnameOverride;
   if (c.clusterCIDR) {
     out.clusterCIDRs = c.clusterCIDR.split(",").map((s) => s.trim()).filter(Boolean);
