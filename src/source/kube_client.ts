@@ -10,6 +10,7 @@
  */
 import * as http from "node:http";
 import * as https from "node:https";
+import "./kube_node_warnings.ts";
 import { KubeConfig, Watch } from "@kubernetes/client-node";
 import { type KubeTransport, statusError } from "./kube_transport.ts";
 
