@@ -3,7 +3,7 @@
  * ready endpoints first; serving-and-terminating ones when a policy's set has none; topology
  * hints only when every ready endpoint carries hints and this node's zone has some.
  */
-import type { EndpointInfo, TrafficPolicy } from "./types.ts";
+import type { EndpointInfo, TopologyMode, TrafficPolicy } from "./types.ts";
 
 /** What the categorisation needs to know of the service port. */
 export interface CategorizeInput {
@@ -17,6 +17,8 @@ export interface CategorizeInput {
   readonly externallyAccessible: boolean;
   /** This node's zone, if known. */
   readonly zone: string | null;
+  /** This node's name, for node hints (absent: node hints are not used). */
+  readonly nodeName?: string;
 }
 
 /** The endpoint sets a renderer uses. */
@@ -27,8 +29,8 @@ export interface CategorizedEndpoints {
   readonly localEndpoints: readonly EndpointInfo[];
   /** True when any usable endpoint exists anywhere. */
   readonly hasAnyEndpoints: boolean;
-  /** True when topology hints narrowed the cluster set. */
-  readonly topologyApplied: boolean;
+  /** Which hints narrowed the cluster set, or null. */
+  readonly topologyMode: TopologyMode | null;
 }
 
 function servingTerminating(ep: EndpointInfo): boolean {
@@ -47,6 +49,41 @@ export function canUseTopology(endpoints: readonly EndpointInfo[], zone: string 
   return zoneHasEndpoint;
 }
 
+/**
+ * Which hints to follow, as upstream decides: node hints when every ready endpoint has one and
+ * one names this node; else zone hints when every ready endpoint has one and one names this
+ * node's zone; else none.
+ */
+export function topologyModeFromHints(
+  endpoints: readonly EndpointInfo[],
+  nodeName: string,
+  zone: string | null,
+): TopologyMode | null {
+  let anyReady = false;
+  let allNodeHints = true;
+  let forNode = false;
+  for (const ep of endpoints) {
+    if (!ep.ready) continue;
+    anyReady = true;
+    if (ep.nodeHints === null || ep.nodeHints.length === 0) allNodeHints = false;
+    else if (nodeName !== "" && ep.nodeHints.includes(nodeName)) forNode = true;
+  }
+  if (!anyReady) return null;
+  if (allNodeHints && forNode) return "PreferSameNode";
+  return canUseTopology(endpoints, zone) ? "PreferSameZone" : null;
+}
+
+function availableForTopology(
+  ep: EndpointInfo,
+  mode: TopologyMode | null,
+  nodeName: string,
+  zone: string,
+): boolean {
+  if (mode === "PreferSameNode") return (ep.nodeHints ?? []).includes(nodeName);
+  if (mode === "PreferSameZone") return (ep.zoneHints ?? []).includes(zone);
+  return true;
+}
+
 /** Splits endpoints into the cluster-wide and node-local sets kube-proxy would use. */
 export function categorizeEndpoints(input: CategorizeInput): CategorizedEndpoints {
   const { endpoints } = input;
@@ -56,16 +93,17 @@ export function categorizeEndpoints(input: CategorizeInput): CategorizedEndpoint
   const usesLocal = internalLocal || externalLocal;
 
   let clusterEndpoints: readonly EndpointInfo[] = [];
-  let topologyApplied = false;
+  let topologyMode: TopologyMode | null = null;
   let hasAnyEndpoints = false;
   if (usesCluster) {
-    topologyApplied = canUseTopology(endpoints, input.zone);
+    const nodeName = input.nodeName ?? "";
+    topologyMode = topologyModeFromHints(endpoints, nodeName, input.zone);
     const zone = input.zone ?? "";
     clusterEndpoints = endpoints.filter((ep) =>
-      ep.ready && (!topologyApplied || (ep.zoneHints ?? []).includes(zone))
+      ep.ready && availableForTopology(ep, topologyMode, nodeName, zone)
     );
     if (clusterEndpoints.length === 0) {
-      topologyApplied = false;
+      topologyMode = null;
       clusterEndpoints = endpoints.filter(servingTerminating);
     }
     hasAnyEndpoints = clusterEndpoints.length > 0;
@@ -89,5 +127,5 @@ export function categorizeEndpoints(input: CategorizeInput): CategorizedEndpoint
       localEndpoints = endpoints.filter((ep) => ep.isLocal && servingTerminating(ep));
     }
   }
-  return { clusterEndpoints, localEndpoints, hasAnyEndpoints, topologyApplied };
+  return { clusterEndpoints, localEndpoints, hasAnyEndpoints, topologyMode };
 }

@@ -18,6 +18,7 @@ function info(host: number, fields: Partial<EndpointInfo> = {}): EndpointInfo {
     zone: null,
     isLocal: false,
     zoneHints: null,
+    nodeHints: null,
     ...fields,
   };
 }
@@ -37,7 +38,7 @@ Deno.test("categorize: no endpoints gives empty sets and no endpoints anywhere",
     clusterEndpoints: [],
     localEndpoints: [],
     hasAnyEndpoints: false,
-    topologyApplied: false,
+    topologyMode: null,
   });
 });
 
@@ -140,12 +141,44 @@ Deno.test("categorize: topology hints", () => {
   assert.equal(canUseTopology([info(2, terminating)], "zone-a"), false, "no ready endpoints");
   const r = categorizeEndpoints({ ...base, zone: "zone-b", endpoints: eps });
   assert.deepEqual(hosts(r.clusterEndpoints), [3]);
-  assert.equal(r.topologyApplied, true);
+  assert.equal(r.topologyMode, "PreferSameZone");
   const local = categorizeEndpoints({
     ...base,
     internalTrafficPolicy: "Local",
     zone: "zone-b",
     endpoints: eps,
   });
-  assert.equal(local.topologyApplied, false, "no cluster set, no topology");
+  assert.equal(local.topologyMode, null, "no cluster set, no topology");
+});
+
+Deno.test("categorize: node hints (PreferSameNode) win over zone hints when one names this node", () => {
+  const eps = [
+    info(2, { nodeHints: ["node-a"], zoneHints: ["zone-a"] }),
+    info(3, { nodeHints: ["node-b"], zoneHints: ["zone-a"] }),
+    info(4, { nodeHints: ["node-c"], zoneHints: ["zone-b"] }),
+  ];
+  const sameNode = categorizeEndpoints({
+    ...base,
+    endpoints: eps,
+    zone: "zone-a",
+    nodeName: "node-a",
+  });
+  assert.equal(sameNode.topologyMode, "PreferSameNode");
+  assert.deepEqual(hosts(sameNode.clusterEndpoints), [2]);
+  const otherNode = categorizeEndpoints({
+    ...base,
+    endpoints: eps,
+    zone: "zone-a",
+    nodeName: "node-z",
+  });
+  assert.equal(otherNode.topologyMode, "PreferSameZone", "no hint for this node: zone hints");
+  assert.deepEqual(hosts(otherNode.clusterEndpoints), [2, 3]);
+  const partial = categorizeEndpoints({
+    ...base,
+    endpoints: [info(2, { nodeHints: ["node-a"] }), info(3)],
+    zone: "zone-a",
+    nodeName: "node-a",
+  });
+  assert.equal(partial.topologyMode, null, "an endpoint without hints disables topology");
+  assert.deepEqual(hosts(partial.clusterEndpoints), [2, 3]);
 });

@@ -110,6 +110,7 @@ function collectEndpoints(
       if (ip === null) continue;
       const ready = ep.conditions?.ready ?? true;
       const zoneHints = ep.hints?.forZones ? ep.hints.forZones.map((z) => z.name).sort() : null;
+      const nodeHints = ep.hints?.forNodes ? ep.hints.forNodes.map((n) => n.name).sort() : null;
       const info: EndpointInfo = {
         ip: ip.text,
         port: port.port,
@@ -121,6 +122,7 @@ function collectEndpoints(
         zone: ep.zone ?? null,
         isLocal: node.name !== "" && ep.nodeName === node.name,
         zoneHints,
+        nodeHints,
       };
       const key = `${info.ip}|${info.port}`;
       const existing = byKey.get(key);
@@ -196,7 +198,7 @@ export function buildServicePorts(
         clusterEndpoints: [],
         localEndpoints: [],
         hasAnyEndpoints: false,
-        topologyApplied: false,
+        topologyMode: null,
       });
     }
     families.sort((a, b) => (a.family < b.family ? -1 : 1));
@@ -213,6 +215,7 @@ export function buildServicePorts(
           externalTrafficPolicy,
           externallyAccessible: anyExternalHere,
           zone: node.zone,
+          nodeName: node.name,
         }),
       };
     });

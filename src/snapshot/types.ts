@@ -17,6 +17,9 @@ export type ServiceType = "ClusterIP" | "NodePort" | "LoadBalancer";
 /** `externalTrafficPolicy` / `internalTrafficPolicy` values. */
 export type TrafficPolicy = "Cluster" | "Local";
 
+/** How topology hints narrowed a cluster endpoint set (upstream's topology modes). */
+export type TopologyMode = "PreferSameNode" | "PreferSameZone";
+
 /** One endpoint (pod address and port) of a service port, merged from all its slices. */
 export interface EndpointInfo {
   /** Canonical IP address. */
@@ -35,8 +38,10 @@ export interface EndpointInfo {
   readonly zone: string | null;
   /** True when `nodeName` is this node. */
   readonly isLocal: boolean;
-  /** `hints.forZones` names, or null when the endpoint has no hints. */
+  /** `hints.forZones` names, or null when the endpoint has no zone hints. */
   readonly zoneHints: readonly string[] | null;
+  /** `hints.forNodes` names (trafficDistribution PreferSameNode), or null without node hints. */
+  readonly nodeHints: readonly string[] | null;
 }
 
 /** The part of a service port that belongs to one IP family (one kube-proxy per family). */
@@ -59,8 +64,8 @@ export interface ServicePortFamily {
   readonly localEndpoints: readonly EndpointInfo[];
   /** True when some usable endpoint exists anywhere in the cluster. */
   readonly hasAnyEndpoints: boolean;
-  /** True when topology hints narrowed `clusterEndpoints`. */
-  readonly topologyApplied: boolean;
+  /** Which hints narrowed `clusterEndpoints`, or null when none did. */
+  readonly topologyMode: TopologyMode | null;
 }
 
 /** One port of one Service: kube-proxy's `ServicePortName` and everything it acts on. */
