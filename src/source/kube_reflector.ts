@@ -271,7 +271,12 @@ export class KubeReflector {
 
   #emit(change: CacheChange): void {
     if (change.events.length === 0 && change.errors.length === 0) return;
-    this.#opts.onChange(change);
+    try {
+      this.#opts.onChange(change);
+    } catch (error) {
+      // A failing consumer must not kill the watch (client-node would swallow it silently).
+      this.#log(`${this.#name} change handler failed: ${message(error)}`);
+    }
   }
 
   #queue(change: CacheChange): void {
