@@ -64,7 +64,7 @@ export function parseFlags(
   extra: Readonly<Record<string, readonly [string, string]>> = {},
 ): { values: Record<string, string>; positionals: string[] } {
   const all: Record<string, readonly [string, string]> = { ...PROXY_FLAGS, ...extra };
-  const normalized = argv.map((arg) => {
+  const normalized = argv.map((arg) => arg === "-h" ? "--help" : arg).map((arg) => {
     const name = arg.replace(/^--?/, "");
     if (arg.startsWith("-") && (all[name]?.[0] === "boolean")) return `--${name}=true`;
     return arg;

@@ -82,9 +82,12 @@ async function main(args: string[]): Promise<number> {
     case "help":
       console.log(USAGE + flagsHelp());
       return 0;
-    case "version":
-      console.log(formatVersion());
+    case "version": {
+      const { values } = parseFlags(argv);
+      if (values["help"] === "true") console.log(COMMAND_HELP["version"]);
+      else console.log(formatVersion());
       return 0;
+    }
     case "snapshot":
     case "render": {
       const { values } = parseFlags(argv);
@@ -109,6 +112,9 @@ async function main(args: string[]): Promise<number> {
       if (values["help"] === "true") {
         console.log(COMMAND_HELP["diff"]);
         return 0;
+      }
+      if (values["manifests"] !== undefined) {
+        throw new UsageError("diff compares two trees: use --from PATH --to PATH, not --manifests");
       }
       if (!values["from"] || !values["to"]) {
         throw new UsageError("diff needs --from PATH and --to PATH");

@@ -277,7 +277,11 @@ iptables:
     const b = JSON.parse(overridden.stdout);
     assert.equal(b.node.name, "node-a");
     assert.equal(b.options.masqueradeAll, false);
-    assert.equal(b.options.masqueradeBit, 15);
+    assert.equal(
+      b.options.masqueradeBit,
+      14,
+      "the iptables section does not apply in nftables mode",
+    );
     assert.deepEqual(b.node.nodePortIPs, ["198.18.0.10"], "nftables mode: the primary IPs");
     await Deno.writeTextFile(
       config,
