@@ -1,7 +1,7 @@
 /** `kproxy [flags]`: the long-running proxy — source → sync loop → applier, plus the servers. */
 import { applierFor } from "../apply/appliers.ts";
 import type { ProxyConfig } from "../config/proxy_config.ts";
-import { ProxyMetrics } from "../metrics/proxy_metrics.ts";
+import { type ChangeCounts, ProxyMetrics } from "../metrics/proxy_metrics.ts";
 import type { ObjectError } from "../model/kube_object.ts";
 import { rendererFor } from "../render/renderers.ts";
 import { HealthTracker } from "../server/health.ts";
@@ -12,7 +12,7 @@ import { ProxyRuntimeStore } from "../server/runtime_store.ts";
 import { serveApp } from "../server/serve.ts";
 import type { ProxyEvent } from "../snapshot/proxy_state.ts";
 import { ManifestSource } from "../source/manifest_source.ts";
-import { SyncLoop } from "../sync/sync_loop.ts";
+import { SyncLoop, type SyncLoopHooks } from "../sync/sync_loop.ts";
 import { hostAddresses, nodeNameOf, snapshotSettingsOf } from "./settings.ts";
 
 /** Options of {@link runProxy}. */
@@ -59,6 +59,38 @@ async function makeSource(
   });
 }
 
+/** Counts Service and EndpointSlice changes in a batch, for kube-proxy's change metrics. */
+export function countChanges(events: readonly ProxyEvent[]): ChangeCounts {
+  let services = 0;
+  let endpoints = 0;
+  const count = (kind: string) => {
+    if (kind === "Service") services++;
+    else if (kind === "EndpointSlice") endpoints++;
+  };
+  for (const e of events) {
+    if (e.type === "upsert") count(e.object.kind);
+    else if (e.type === "delete") count(e.kind);
+    else if (e.type === "replace") e.objects.forEach((o) => count(o.kind));
+  }
+  return { services, endpoints };
+}
+
+function withChangeCounts(
+  hooks: SyncLoopHooks,
+  pending: { services: number; endpoints: number },
+  metrics: ProxyMetrics,
+): SyncLoopHooks {
+  return {
+    ...hooks,
+    onSynced: (record, snapshot, result) => {
+      pending.services = 0;
+      pending.endpoints = 0;
+      metrics.changesPending(pending);
+      hooks.onSynced?.(record, snapshot, result);
+    },
+  };
+}
+
 /** Runs until SIGTERM/SIGINT; rules stay in place on exit. Returns the exit code. */
 export async function runProxy(config: ProxyConfig, options: RunOptions): Promise<number> {
   const applier = applierFor(config, { log: logLine });
@@ -88,12 +120,13 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
     healthCheckNodePorts: config.dryRun ? null : hcnp,
     log: logLine,
   });
+  const pending = { services: 0, endpoints: 0 };
   const loop = new SyncLoop({
     applier,
     settings: snapshotSettingsOf(config, nodeName, hostAddresses()),
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,
-    hooks: store.syncLoopHooks(),
+    hooks: withChangeCounts(store.syncLoopHooks(), pending, metrics),
     log: logLine,
   });
   const onEvents = (
@@ -105,6 +138,11 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
       logLine(`skipped bad object: ${e.message}`);
       metrics.objectSkipped(e.kind);
     }
+    const seen = countChanges(events);
+    metrics.changesSeen(seen);
+    pending.services += seen.services;
+    pending.endpoints += seen.endpoints;
+    metrics.changesPending(pending);
     loop.enqueue(events, triggers);
   };
   const source = await makeSource(config, nodeName, onEvents, () => loop.markSourcesSynced());
