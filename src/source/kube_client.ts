@@ -38,7 +38,12 @@ function withServer(kc: KubeConfig, server: string): KubeConfig {
   const current = kc.getCurrentCluster();
   const out = new KubeConfig();
   out.loadFromOptions({
-    clusters: kc.clusters.map((c) => c.name === current?.name ? { ...c, server } : c),
+    // client-node refuses plain http:// unless TLS verification is off (there is no TLS).
+    clusters: kc.clusters.map((c) =>
+      c.name === current?.name
+        ? { ...c, server, ...(server.startsWith("http:") ? { skipTLSVerify: true } : {}) }
+        : c
+    ),
     users: kc.users,
     contexts: kc.contexts,
     currentContext: kc.getCurrentContext(),

@@ -72,6 +72,8 @@ Deno.test("loadKubeConfig explains what is missing", async () => {
       apiServerURL(loadKubeConfig({ master: "https://127.0.0.1:6443" })),
       "https://127.0.0.1:6443",
     );
+    const insecure = loadKubeConfig({ master: "http://127.0.0.1:8080" });
+    assert.equal(insecure.getCurrentCluster()?.skipTLSVerify, true);
     assert.throws(
       () => loadKubeConfig({ master: "127.0.0.1:6443" }),
       /it must start with https:\/\/ or http:\/\//,
