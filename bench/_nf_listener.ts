@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   let txMessages = 0;
   let lost = 0;
   for (;;) {
-    const n = Number(await libc.symbols.recv(fd, buf, buf.length, 0));
+    const n = Number(await libc.symbols.recv(fd, buf, BigInt(buf.length), 0));
     if (n < 0) {
       out(`lost ${++lost}`);
       continue;
