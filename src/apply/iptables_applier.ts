@@ -14,10 +14,14 @@
  */
 import type { IPFamily } from "../model/ip.ts";
 import { familyContext } from "../render/iptables/family_context.ts";
-import { type LiveServicePort, renderFamilyRestore } from "../render/iptables/full_restore.ts";
+import {
+  type LiveServicePort,
+  renderFamilyRestore,
+  renderServicePorts,
+} from "../render/iptables/full_restore.ts";
 import { renderPartialRestore } from "../render/iptables/partial_restore.ts";
 import {
-  cleanupRestore,
+  cleanupStages,
   kubeRulesOnly,
   missingJumpRules,
   parseSave,
@@ -81,6 +85,12 @@ export interface IptablesApplierOptions {
   readonly restoreTimeoutMs?: number;
   /** Runs the tools (default: {@link runToolResult}). */
   readonly runner?: ToolRunner;
+  /**
+   * Restores that would create or delete more chains than this are cut into stages (default:
+   * 500 with iptables-nft, whose `--noflush` restore time grows with the square of the chains
+   * in one input; unlimited with iptables-legacy, which rewrites the whole table per restore).
+   */
+  readonly chainsPerStage?: number;
 }
 
 /** The binaries of a variant (`iptables-nft-restore`, `ip6tables-legacy-save`, ...). */
@@ -115,6 +125,8 @@ interface FamilyLive {
 const FAMILIES: readonly IPFamily[] = ["IPv4", "IPv6"];
 const SAVE_TIMEOUT_MS = 300_000;
 const ROUTE_LOCALNET = "net.ipv4.conf.all.route_localnet";
+/** Measured on iptables 1.8.9: 100-service batches load 2,000×10 in 1.4 s, one input in 38 s. */
+const NFT_CHAINS_PER_STAGE = 500;
 
 /** Programs snapshots as kube-proxy-shaped iptables rules. */
 export class IptablesApplier implements Applier {
@@ -128,6 +140,7 @@ export class IptablesApplier implements Applier {
   readonly #randomFully: boolean;
   readonly #restoreTimeoutMs: number;
   readonly #run: ToolRunner;
+  readonly #chainsPerStageOption: number | undefined;
   #variant: IptablesVariant | null;
   #tools: IptablesTools | null = null;
   /** What is live, per family; null before the first sync and after any failure. */
@@ -148,6 +161,12 @@ export class IptablesApplier implements Applier {
     this.#randomFully = options.randomFully ?? true;
     this.#restoreTimeoutMs = options.restoreTimeoutMs ?? 1_800_000;
     this.#run = options.runner ?? runToolResult;
+    this.#chainsPerStageOption = options.chainsPerStage;
+  }
+
+  async #chainsPerStage(): Promise<number> {
+    if (this.#chainsPerStageOption !== undefined) return this.#chainsPerStageOption;
+    return (await this.variant()) === "nft" ? NFT_CHAINS_PER_STAGE : Infinity;
   }
 
   /** True when the next sync will be full whatever it is asked (first, or after a failure). */
@@ -238,9 +257,9 @@ export class IptablesApplier implements Applier {
             family,
             before.services,
             request.changedServicePorts,
-            opts,
+            { ...opts, chainsPerStage: await this.#chainsPerStage() },
           );
-          if (plan.text !== "") await this.#restore(family, plan.text);
+          for (const stage of plan.stages) await this.#restore(family, stage);
           linesSent += plan.lines;
           // Only now that the kernel took it: update the memory.
           for (const [id, after] of plan.updates) {
@@ -303,24 +322,26 @@ export class IptablesApplier implements Applier {
     contextKey: string,
     next: Map<IPFamily, FamilyLive>,
   ): Promise<number> {
-    const opts = { randomFully: this.#randomFully };
+    const opts = { randomFully: this.#randomFully, chainsPerStage: await this.#chainsPerStage() };
     const ctx = familyContext(snapshot, family, opts);
     const saved = parseSave(await this.#save(family));
-    // Render once to learn which chains stay, then again with the clean-up folded in.
-    const plain = renderFamilyRestore(snapshot, family, opts);
     const keep = new Set<string>();
-    for (const s of plain.services.values()) for (const c of s.chains) keep.add(c);
+    for (const { rules } of renderServicePorts(snapshot, family, opts)) {
+      for (const c of rules.chains) keep.add(c.name);
+    }
     const kubeFirewall = writesKubeFirewall(ctx);
     const wanted = kubeFirewall ? [...JUMP_RULES, ...KUBE_FIREWALL_JUMP_RULES] : JUMP_RULES;
     const staleNatChains = staleServiceChains(saved, keep);
     const insertJumps = missingJumpRules(saved, wanted);
-    const ruleset = staleNatChains.length === 0 && insertJumps.length === 0
-      ? plain
-      : renderFamilyRestore(snapshot, family, { ...opts, staleNatChains, insertJumps });
+    const ruleset = renderFamilyRestore(snapshot, family, { ...opts, staleNatChains, insertJumps });
     if (kubeFirewall && ctx.family === "IPv4") await this.#ensureRouteLocalnet();
+    // KUBE-FIREWALL is kubelet's too: cleanup removes it only when kproxy created it.
     const firewallExisted = saved.get("filter")?.chains.includes(KUBE_FIREWALL) ?? false;
-    await this.#restore(family, ruleset.text);
     if (kubeFirewall && !firewallExisted) this.#ownsKubeFirewall.add(family);
+    for (const stage of ruleset.stages) await this.#restore(family, stage);
+    if (ruleset.stages.length > 1) {
+      this.#log(`iptables: ${family} full sync in ${ruleset.stages.length} restores`);
+    }
     if (staleNatChains.length > 0) {
       this.#log(`iptables: ${family} deleted ${staleNatChains.length} stale service chains`);
     }
@@ -349,12 +370,14 @@ export class IptablesApplier implements Applier {
    * `kube-proxy --cleanup` would. KUBE-FIREWALL (kubelet's) goes only if kproxy created it.
    */
   async cleanup(): Promise<void> {
+    const limit = await this.#chainsPerStage();
     for (const family of this.#families) {
-      const text = cleanupRestore(
+      const stages = cleanupStages(
         parseSave(await this.#save(family)),
         this.#ownsKubeFirewall.has(family),
+        limit,
       );
-      if (text !== "") await this.#restore(family, text);
+      for (const stage of stages) await this.#restore(family, stage);
       this.#ownsKubeFirewall.delete(family);
     }
     this.#live = null;

@@ -292,3 +292,38 @@ Deno.test("tool overrides replace the variant's binaries", async () => {
   assert.ok(host.calls.includes("iptables-legacy-save"));
   assert.ok(!host.calls.includes("iptables --version"));
 });
+
+Deno.test("staged restores (iptables-nft at scale) end where single restores do", async () => {
+  const run = async (chainsPerStage: number | undefined) => {
+    const host = new FakeHost();
+    host.v4.restore("*filter\n-A INPUT -s 198.19.0.9 -j DROP\nCOMMIT\n", { noflush: true });
+    const before = host.v4.save();
+    const applier = new IptablesApplier({
+      runner: host.runner,
+      families: ["IPv4"],
+      ...(chainsPerStage === undefined ? {} : { chainsPerStage }),
+    });
+    let r = reconcile(appState(), [{
+      type: "replace",
+      objects: [...objects([nodeA()]), ...webObjects(3)],
+    }]);
+    await applier.sync({ snapshot: r.state.snapshot, changedServicePorts: [], full: true });
+    const restoresAfterFull = host.restores();
+    r = reconcile(r.state, upserts(webObjects(1)));
+    await applier.sync({
+      snapshot: r.state.snapshot,
+      changedServicePorts: r.changedServicePorts,
+      full: false,
+    });
+    const after = host.v4.save();
+    await applier.cleanup();
+    assert.equal(host.v4.save(), before);
+    return { after, restoresAfterFull };
+  };
+  const single = await run(undefined);
+  const staged = await run(2);
+  const sorted = (t: string) => t.split("\n").sort().join("\n");
+  assert.equal(sorted(staged.after), sorted(single.after));
+  assert.equal(single.restoresAfterFull, 1);
+  assert.ok(staged.restoresAfterFull > 2, `${staged.restoresAfterFull} restores`);
+});

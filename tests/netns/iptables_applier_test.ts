@@ -125,54 +125,64 @@ for (const variant of VARIANTS) {
     },
   });
 
-  Deno.test({
-    name: `iptables-${variant}: partial syncs leave what a full sync would`,
-    ignore: !support.ok,
-    async fn() {
-      await withNetns(async (netns) => {
-        const applier = new IptablesApplier({ netns, variant });
-        let state = start(3);
-        const first = await applier.sync({
-          snapshot: state.snapshot,
-          changedServicePorts: [],
-          full: false,
-        });
-        assert.equal(first.full, true);
-        const steps: ProxyEvent[][] = [
-          upserts(webObjects(1)), // fewer endpoints, the local one stays
-          upserts(objects([service("dns", {
-            clusterIPs: ["198.18.128.53"],
-            ports: [{ name: "dns", protocol: "UDP", port: 53 }],
-          })])), // affinity dropped: the dns chains are rewritten without -m recent
-          upserts(objects([slice("web", "web-4", {
-            ports: [{ name: "http", protocol: "TCP", port: 8080 }],
-            endpoints: [{ ip: "198.18.1.20", node: "node-b" }],
-          })])), // no local endpoint any more: external DROP rules appear in filter
-          [{ type: "delete", kind: "Service", namespace: "default", name: "dns" }],
-          upserts(webObjects(4)),
-        ];
-        for (const events of steps) {
-          const r = reconcile(state, events);
-          state = r.state;
-          const res = await applier.sync({
+  for (const chainsPerStage of [undefined, 3]) {
+    const staged = chainsPerStage === undefined ? "" : ", in stages of 3 chains";
+    Deno.test({
+      name: `iptables-${variant}: partial syncs leave what a full sync would${staged}`,
+      ignore: !support.ok,
+      async fn() {
+        await withNetns(async (netns) => {
+          const applier = new IptablesApplier({
+            netns,
+            variant,
+            ...(chainsPerStage === undefined ? {} : { chainsPerStage }),
+          });
+          let state = start(3);
+          const first = await applier.sync({
             snapshot: state.snapshot,
-            changedServicePorts: r.changedServicePorts,
+            changedServicePorts: [],
             full: false,
           });
-          assert.equal(res.full, false);
-          const partial4 = kubeRulesOnly(await save(netns, variant));
-          const partial6 = kubeRulesOnly(await save(netns, variant, true));
-          await applier.sync({ snapshot: state.snapshot, changedServicePorts: [], full: true });
-          const sorted = (t: string) => t.split("\n").sort().join("\n");
-          assert.equal(sorted(kubeRulesOnly(await save(netns, variant))), sorted(partial4));
-          assert.equal(sorted(kubeRulesOnly(await save(netns, variant, true))), sorted(partial6));
-        }
-        const live = await applier.liveRules();
-        assert.match(live, new RegExp(`# IPv4: iptables-${variant}-save`));
-        assert.match(live, /-A KUBE-SERVICES .*KUBE-NODEPORTS/);
-      });
-    },
-  });
+          assert.equal(first.full, true);
+          const steps: ProxyEvent[][] = [
+            upserts(webObjects(1)), // fewer endpoints, the local one stays
+            upserts(objects([service("dns", {
+              clusterIPs: ["198.18.128.53"],
+              ports: [{ name: "dns", protocol: "UDP", port: 53 }],
+            })])), // affinity dropped: the dns chains are rewritten without -m recent
+            upserts(objects([slice("web", "web-4", {
+              ports: [{ name: "http", protocol: "TCP", port: 8080 }],
+              endpoints: [{ ip: "198.18.1.20", node: "node-b" }],
+            })])), // no local endpoint any more: external DROP rules appear in filter
+            [{ type: "delete", kind: "Service", namespace: "default", name: "dns" }],
+            upserts(webObjects(4)),
+          ];
+          for (const events of steps) {
+            const r = reconcile(state, events);
+            state = r.state;
+            const res = await applier.sync({
+              snapshot: state.snapshot,
+              changedServicePorts: r.changedServicePorts,
+              full: false,
+            });
+            assert.equal(res.full, false);
+            const partial4 = kubeRulesOnly(await save(netns, variant));
+            const partial6 = kubeRulesOnly(await save(netns, variant, true));
+            await applier.sync({ snapshot: state.snapshot, changedServicePorts: [], full: true });
+            const sorted = (t: string) => t.split("\n").sort().join("\n");
+            assert.equal(sorted(kubeRulesOnly(await save(netns, variant))), sorted(partial4));
+            assert.equal(sorted(kubeRulesOnly(await save(netns, variant, true))), sorted(partial6));
+          }
+          const live = await applier.liveRules();
+          assert.match(live, new RegExp(`# IPv4: iptables-${variant}-save`));
+          assert.match(live, /-A KUBE-SERVICES .*KUBE-NODEPORTS/);
+          await applier.cleanup();
+          assert.equal(kubeRulesOnly(await save(netns, variant)), "");
+          assert.equal(kubeRulesOnly(await save(netns, variant, true)), "");
+        });
+      },
+    });
+  }
 
   Deno.test({
     name: `iptables-${variant}: cleanup leaves iptables-save as it was`,

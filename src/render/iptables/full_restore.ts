@@ -18,6 +18,7 @@ import {
 import {
   countRules,
   KUBE_FIREWALL,
+  KUBE_MARK_MASQ,
   KUBE_SERVICES,
   renderServicePort,
   type ServicePortRules,
@@ -53,14 +54,18 @@ export interface FullRestoreOptions extends FamilyContextOptions {
   readonly staleNatChains?: readonly string[];
   /** Jump rules missing from the built-in chains: inserted at the top, kube-proxy's order. */
   readonly insertJumps?: readonly JumpRule[];
+  /** Cut rulesets with more chains than this into stages (see {@link renderFamilyRestore}). */
+  readonly chainsPerStage?: number;
 }
 
 /** One family's full restore input and what it makes live. */
 export interface FamilyRuleset {
   /** The family. */
   readonly family: IPFamily;
-  /** iptables-restore input (filter then nat), ending in a newline. */
+  /** iptables-restore input (filter then nat), ending in a newline; all stages joined. */
   readonly text: string;
+  /** The restore inputs to run in order (one, unless the ruleset was cut into stages). */
+  readonly stages: readonly string[];
   /** Lines in `text`. */
   readonly lines: number;
   /** Rules kproxy owns after it is applied (jump rules excluded). */
@@ -132,7 +137,59 @@ export function renderServicePorts(
   return out;
 }
 
-/** The full iptables-restore input of `family` (kube-proxy's layout, deterministic). */
+/** Splits `items` into runs whose `weight` adds up to about `limit` (never an empty run). */
+export function chunkByWeight<T>(
+  items: readonly T[],
+  weight: (item: T) => number,
+  limit: number,
+): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
+  let sum = 0;
+  for (const item of items) {
+    const w = weight(item);
+    if (current.length > 0 && sum + w > limit) {
+      out.push(current);
+      current = [];
+      sum = 0;
+    }
+    current.push(item);
+    sum += w;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
+
+/** Restore input of one `*nat` table (empty when there is nothing to say). */
+function natStage(lines: readonly string[]): string {
+  return lines.length === 0 ? "" : ["*nat", ...lines, "COMMIT"].join("\n") + "\n";
+}
+
+/** Stages that flush, then delete, `chains` (unreferenced but for each other) in batches. */
+export function dropChainStages(chains: readonly string[], limit: number): string[] {
+  const batches = chunkByWeight(chains, () => 1, limit);
+  return [
+    ...batches.map((b) => natStage(b.map((c) => `:${c} - [0:0]`))),
+    ...batches.map((b) => natStage(b.map((c) => `-X ${c}`))),
+  ];
+}
+
+function lineCount(stages: readonly string[]): number {
+  let n = 0;
+  for (const s of stages) for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 10) n++;
+  return n;
+}
+
+/**
+ * The full iptables-restore input of `family` (kube-proxy's layout, deterministic).
+ *
+ * With `chainsPerStage`, a ruleset with more chains than that is cut into stages, because
+ * iptables-nft's `--noflush` restore slows down with the square of the chains one input
+ * creates: first the service ports' own chains in batches (each batch moves whole service ports
+ * at once; nothing references a new chain yet), then one stage with every shared chain and the
+ * jump rules, then the stale chains, flushed and deleted in batches. Each stage is atomic; the
+ * whole is not, but no stage leaves a jump to a missing chain or a half-written service port.
+ */
 export function renderFamilyRestore(
   snapshot: ProxySnapshot,
   family: IPFamily,
@@ -144,47 +201,92 @@ export function renderFamilyRestore(
   const services = new Map<string, LiveServicePort>();
   const jumps = options.insertJumps ?? [];
   const stale = options.staleNatChains ?? [];
-
-  const out: string[] = ["*filter"];
-  for (const c of FILTER_CHAINS) out.push(`:${c} - [0:0]`);
-  if (kubeFirewall) out.push(`:${KUBE_FIREWALL} - [0:0]`);
   let ruleCount = 0;
+  let chainCount = stale.length;
+  for (const { hash, rules } of rendered) {
+    const live = liveServicePort(hash, rules);
+    ruleCount += live.ruleCount;
+    chainCount += rules.chains.length;
+    services.set(rules.id, live);
+  }
+
+  const filter: string[] = ["*filter"];
+  for (const c of FILTER_CHAINS) filter.push(`:${c} - [0:0]`);
+  if (kubeFirewall) filter.push(`:${KUBE_FIREWALL} - [0:0]`);
   const filterHead = filterHeadRules(ctx);
-  out.push(...filterHead);
-  ruleCount += filterHead.length;
+  filter.push(...filterHead);
   for (const { rules } of rendered) {
     for (const r of rules.topRules) {
-      if (r.table === "filter") out.push(`-A ${r.chain} ${r.spec}`);
+      if (r.table === "filter") filter.push(`-A ${r.chain} ${r.spec}`);
     }
   }
   const filterTail = filterTailRules(ctx);
-  out.push(...filterTail);
-  ruleCount += filterTail.length;
-  for (const j of jumps) if (j.table === "filter") out.push(`-I ${j.from} 1 ${jumpRuleSpec(j)}`);
-  out.push("COMMIT", "*nat");
-  for (const c of NAT_CHAINS) out.push(`:${c} - [0:0]`);
-  for (const { rules } of rendered) for (const c of rules.chains) out.push(`:${c.name} - [0:0]`);
-  for (const name of stale) out.push(`:${name} - [0:0]`);
+  filter.push(...filterTail);
+  for (const j of jumps) if (j.table === "filter") filter.push(`-I ${j.from} 1 ${jumpRuleSpec(j)}`);
+  filter.push("COMMIT");
   const natHead = natHeadRules(ctx);
-  out.push(...natHead);
-  ruleCount += natHead.length;
-  for (const { hash, rules } of rendered) {
-    for (const r of rules.topRules) if (r.table === "nat") out.push(`-A ${r.chain} ${r.spec}`);
-    for (const c of rules.chains) for (const spec of c.rules) out.push(`-A ${c.name} ${spec}`);
-    const live = liveServicePort(hash, rules);
-    ruleCount += live.ruleCount;
-    services.set(rules.id, live);
-  }
   const natTail = natTailRules(ctx, nodePortDestinations(ctx));
-  out.push(...natTail);
-  ruleCount += natTail.length;
-  for (const name of stale) out.push(`-X ${name}`);
-  for (const j of jumps) if (j.table === "nat") out.push(`-I ${j.from} 1 ${jumpRuleSpec(j)}`);
-  out.push("COMMIT");
+  ruleCount += filterHead.length + filterTail.length + natHead.length + natTail.length;
+  const natJumps = jumps.filter((j) => j.table === "nat").map((j) =>
+    `-I ${j.from} 1 ${jumpRuleSpec(j)}`
+  );
+  const fixedDecls = NAT_CHAINS.map((c) => `:${c} - [0:0]`);
+
+  const limit = options.chainsPerStage ?? Infinity;
+  if (chainCount <= limit) {
+    const nat: string[] = ["*nat", ...fixedDecls];
+    for (const { rules } of rendered) for (const c of rules.chains) nat.push(`:${c.name} - [0:0]`);
+    for (const name of stale) nat.push(`:${name} - [0:0]`);
+    nat.push(...natHead);
+    for (const { rules } of rendered) {
+      for (const r of rules.topRules) if (r.table === "nat") nat.push(`-A ${r.chain} ${r.spec}`);
+      for (const c of rules.chains) for (const spec of c.rules) nat.push(`-A ${c.name} ${spec}`);
+    }
+    nat.push(...natTail);
+    for (const name of stale) nat.push(`-X ${name}`);
+    nat.push(...natJumps, "COMMIT");
+    const out = [...filter, ...nat];
+    const text = out.join("\n") + "\n";
+    return {
+      family,
+      text,
+      stages: [text],
+      lines: out.length,
+      ruleCount,
+      kubeFirewall,
+      services,
+    };
+  }
+
+  // Service chains jump to KUBE-MARK-MASQ, so it comes first (flushed and refilled at once).
+  const isMarkMasq = (line: string) => line.startsWith(`-A ${KUBE_MARK_MASQ} `);
+  const stages: string[] = [
+    natStage([`:${KUBE_MARK_MASQ} - [0:0]`, ...natHead.filter(isMarkMasq)]),
+  ];
+  const withChains = rendered.filter((r) => r.rules.chains.length > 0);
+  for (const batch of chunkByWeight(withChains, (r) => r.rules.chains.length, limit)) {
+    const lines: string[] = [];
+    for (const { rules } of batch) for (const c of rules.chains) lines.push(`:${c.name} - [0:0]`);
+    for (const { rules } of batch) {
+      for (const c of rules.chains) for (const spec of c.rules) lines.push(`-A ${c.name} ${spec}`);
+    }
+    stages.push(natStage(lines));
+  }
+  const top: string[] = [
+    ...NAT_CHAINS.filter((c) => c !== KUBE_MARK_MASQ).map((c) => `:${c} - [0:0]`),
+    ...natHead.filter((line) => !isMarkMasq(line)),
+  ];
+  for (const { rules } of rendered) {
+    for (const r of rules.topRules) if (r.table === "nat") top.push(`-A ${r.chain} ${r.spec}`);
+  }
+  top.push(...natTail, ...natJumps);
+  stages.push(filter.join("\n") + "\n" + natStage(top));
+  stages.push(...dropChainStages(stale, limit));
   return {
     family,
-    text: out.join("\n") + "\n",
-    lines: out.length,
+    text: stages.join(""),
+    stages,
+    lines: lineCount(stages),
     ruleCount,
     kubeFirewall,
     services,

@@ -41,6 +41,15 @@ for (const tc of TEST_CASES) {
         if (!/^-A KUBE-(SVC|SVL|SEP|FW)-/.test(line)) continue;
         assert.ok(splitWords(line).includes("--comment"), `no comment: ${line}`);
       }
+      // Cut into stages (as for iptables-nft), it ends in the same tables, stage by stage valid.
+      const staged = new IptablesFake();
+      const stages = renderFamilyRestore(snapshot, family, {
+        chainsPerStage: 2,
+        staleNatChains: ["KUBE-SEP-STALESTALESTALE1"],
+      }).stages;
+      staged.restore("*nat\n:KUBE-SEP-STALESTALESTALE1 - [0:0]\nCOMMIT\n", { noflush: true });
+      for (const stage of stages) staged.restore(stage, { noflush: true });
+      assert.equal(staged.save(), once, `${family}: staged restore differs`);
       // The NodePort hand-off is the last rule of nat KUBE-SERVICES.
       const svc = fake.chains("nat").get("KUBE-SERVICES") ?? [];
       if (svc.length > 0) assert.match(svc[svc.length - 1] as string, /-j KUBE-NODEPORTS$/);

@@ -32,7 +32,7 @@ export {
 } from "./service_rules.ts";
 export { JUMP_RULES, type JumpRule } from "./table_layout.ts";
 export {
-  cleanupRestore,
+  cleanupStages,
   kubeRulesOnly,
   missingJumpRules,
   parseSave,

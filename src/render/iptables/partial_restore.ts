@@ -10,6 +10,8 @@ import type { ProxySnapshot, ServicePortSnapshot } from "../../snapshot/types.ts
 import { familyContext, type FamilyContextOptions } from "./family_context.ts";
 import {
   cachedServicePortRules,
+  chunkByWeight,
+  dropChainStages,
   insertsAtTop,
   type LiveServicePort,
   liveServicePort,
@@ -18,8 +20,10 @@ import type { ServicePortRules, TopRule } from "./service_rules.ts";
 
 /** What a partial sync sends and what it changes in kproxy's memory. */
 export interface PartialRestore {
-  /** iptables-restore input, or empty when nothing changed. */
+  /** iptables-restore input, or empty when nothing changed (all stages joined). */
   readonly text: string;
+  /** The restore inputs to run in order (none when nothing changed). */
+  readonly stages: readonly string[];
   /** Lines in `text`. */
   readonly lines: number;
   /** Memory updates to make once the restore succeeded (null: the port is gone). */
@@ -73,21 +77,32 @@ export function changedIds(
   return [...ids].sort();
 }
 
-/** The restore input that turns the `live` rules of `family` into those of `snapshot`. */
+/** Options of {@link renderPartialRestore}. */
+export interface PartialRestoreOptions extends FamilyContextOptions {
+  /** Cut into stages when more chains than this are written or deleted (iptables-nft). */
+  readonly chainsPerStage?: number;
+}
+
+/**
+ * The restore input that turns the `live` rules of `family` into those of `snapshot`: one
+ * stage, or — when many chains change at once and `chainsPerStage` is set — the changed ports'
+ * own chains in batches, then the shared-chain edits, then the dropped chains (flushed, then
+ * deleted), as {@link renderFamilyRestore} does for a full sync.
+ */
 export function renderPartialRestore(
   snapshot: ProxySnapshot,
   family: IPFamily,
   live: ReadonlyMap<string, LiveServicePort>,
   hinted: readonly string[],
-  options: FamilyContextOptions = {},
+  options: PartialRestoreOptions = {},
 ): PartialRestore {
   const ctx = familyContext(snapshot, family, options);
   const updates = new Map<string, LiveServicePort | null>();
   const rewritten: string[] = [];
   const filterRules: string[] = [];
-  const natChains: string[] = [];
-  const natRules: string[] = [];
-  const natDeletes: string[] = [];
+  const natTop: string[] = [];
+  const written: ServicePortRules[] = [];
+  const dropped: string[] = [];
 
   const ids = changedIds(snapshot, family, live, hinted);
   for (const id of ids) {
@@ -108,39 +123,59 @@ export function renderPartialRestore(
     const newTop = after?.topRules ?? [];
     if (!sameTopRules(oldTop, newTop)) {
       for (const r of oldTop) {
-        (r.table === "filter" ? filterRules : natRules).push(`-D ${r.chain} ${r.spec}`);
+        (r.table === "filter" ? filterRules : natTop).push(`-D ${r.chain} ${r.spec}`);
       }
       // Inserting at position 1 in reverse keeps this port's rules in their rendered order.
       for (const r of [...newTop].reverse()) {
-        if (insertsAtTop(r)) natRules.push(`-I ${r.chain} 1 ${r.spec}`);
+        if (insertsAtTop(r)) natTop.push(`-I ${r.chain} 1 ${r.spec}`);
       }
       for (const r of newTop) {
         if (insertsAtTop(r)) continue;
-        (r.table === "filter" ? filterRules : natRules).push(`-A ${r.chain} ${r.spec}`);
+        (r.table === "filter" ? filterRules : natTop).push(`-A ${r.chain} ${r.spec}`);
       }
     }
     const keep = new Set<string>();
-    for (const c of after?.chains ?? []) {
-      keep.add(c.name);
-      natChains.push(`:${c.name} - [0:0]`);
-      for (const spec of c.rules) natRules.push(`-A ${c.name} ${spec}`);
+    if (after !== null) {
+      written.push(after);
+      for (const c of after.chains) keep.add(c.name);
     }
-    for (const name of before?.chains ?? []) {
-      if (keep.has(name)) continue;
-      natChains.push(`:${name} - [0:0]`);
-      natDeletes.push(`-X ${name}`);
-    }
+    for (const name of before?.chains ?? []) if (!keep.has(name)) dropped.push(name);
   }
 
-  const out: string[] = [];
-  if (filterRules.length > 0) out.push("*filter", ...filterRules, "COMMIT");
-  if (natChains.length + natRules.length > 0) {
-    out.push("*nat", ...natChains, ...natRules, ...natDeletes, "COMMIT");
+  const filterText = filterRules.length === 0
+    ? ""
+    : ["*filter", ...filterRules, "COMMIT"].join("\n") + "\n";
+  const chainDecls = (ports: readonly ServicePortRules[]) =>
+    ports.flatMap((p) => p.chains.map((c) => `:${c.name} - [0:0]`));
+  const chainRules = (ports: readonly ServicePortRules[]) =>
+    ports.flatMap((p) => p.chains.flatMap((c) => c.rules.map((spec) => `-A ${c.name} ${spec}`)));
+  let chainCount = dropped.length;
+  for (const p of written) chainCount += p.chains.length;
+
+  const stages: string[] = [];
+  if (chainCount <= (options.chainsPerStage ?? Infinity)) {
+    const nat = [
+      ...chainDecls(written),
+      ...dropped.map((c) => `:${c} - [0:0]`),
+      ...natTop,
+      ...chainRules(written),
+      ...dropped.map((c) => `-X ${c}`),
+    ];
+    const text = filterText +
+      (nat.length === 0 ? "" : ["*nat", ...nat, "COMMIT"].join("\n") + "\n");
+    if (text !== "") stages.push(text);
+  } else {
+    const limit = options.chainsPerStage as number;
+    for (const batch of chunkByWeight(written, (p) => p.chains.length, limit)) {
+      if (chainDecls(batch).length === 0) continue;
+      stages.push(["*nat", ...chainDecls(batch), ...chainRules(batch), "COMMIT"].join("\n") + "\n");
+    }
+    const nat = natTop.length === 0 ? "" : ["*nat", ...natTop, "COMMIT"].join("\n") + "\n";
+    if (filterText + nat !== "") stages.push(filterText + nat);
+    stages.push(...dropChainStages(dropped, limit));
   }
-  return {
-    text: out.length === 0 ? "" : out.join("\n") + "\n",
-    lines: out.length,
-    updates,
-    rewritten,
-  };
+  const text = stages.join("");
+  let lines = 0;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) lines++;
+  return { text, stages, lines, updates, rewritten };
 }

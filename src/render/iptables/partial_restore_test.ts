@@ -52,7 +52,11 @@ function svcObjects(
 }
 
 /** Applies partial syncs step by step and checks each against a fresh full load. */
-function runSteps(family: IPFamily, steps: readonly (readonly ProxyEvent[])[]): number[] {
+function runSteps(
+  family: IPFamily,
+  steps: readonly (readonly ProxyEvent[])[],
+  chainsPerStage?: number,
+): number[] {
   let state = initialProxyState(BASE_SETTINGS);
   const first = reconcile(state, [{
     type: "replace",
@@ -60,15 +64,16 @@ function runSteps(family: IPFamily, steps: readonly (readonly ProxyEvent[])[]): 
   }]);
   state = first.state;
   const fake = new IptablesFake();
-  const full = renderFamilyRestore(state.snapshot, family);
-  fake.restore(full.text, { noflush: true });
+  const opts = chainsPerStage === undefined ? {} : { chainsPerStage };
+  const full = renderFamilyRestore(state.snapshot, family, opts);
+  for (const stage of full.stages) fake.restore(stage, { noflush: true });
   let live: Map<string, LiveServicePort> = new Map(full.services);
   const sizes: number[] = [];
   for (const events of steps) {
     const r = reconcile(state, events);
     state = r.state;
-    const partial = renderPartialRestore(state.snapshot, family, live, r.changedServicePorts);
-    if (partial.text !== "") fake.restore(partial.text, { noflush: true });
+    const partial = renderPartialRestore(state.snapshot, family, live, r.changedServicePorts, opts);
+    for (const stage of partial.stages) fake.restore(stage, { noflush: true });
     sizes.push(partial.lines);
     for (const [id, v] of partial.updates) {
       if (v === null) live.delete(id);
@@ -84,10 +89,10 @@ function runSteps(family: IPFamily, steps: readonly (readonly ProxyEvent[])[]): 
   return sizes;
 }
 
-Deno.test("partial syncs leave exactly what a full sync of the same snapshot would", () => {
+function churn(): ProxyEvent[][] {
   const ep = (i: number, n: number, extra = {}) =>
     svcObjects(i, n, extra).map((object) => ({ type: "upsert", object }) as ProxyEvent);
-  const sizes = runSteps("IPv4", [
+  return [
     ep(1, 4), // one more endpoint
     ep(2, 0), // loses every endpoint: nat rules → filter REJECT, chains deleted
     ep(2, 2), // and gets them back
@@ -95,9 +100,21 @@ Deno.test("partial syncs leave exactly what a full sync of the same snapshot wou
     ep(3, 1, { itp: "Local", etp: "Local" }), // cluster IP now goes to SVL
     [{ type: "delete", kind: "Service", namespace: "default", name: "s1" }],
     ep(4, 2, { externalIPs: ["198.18.200.4"], affinity: 60 }), // a new service
+    [...ep(5, 3), ...ep(6, 3), ...ep(2, 3)], // several at once
     [], // nothing changed: nothing sent
-  ]);
+  ];
+}
+
+Deno.test("partial syncs leave exactly what a full sync of the same snapshot would", () => {
+  const sizes = runSteps("IPv4", churn());
   assert.equal(sizes[sizes.length - 1], 0);
+});
+
+Deno.test("staged syncs (iptables-nft's batches) end where one transaction would", () => {
+  for (const limit of [1, 3, 7]) {
+    const sizes = runSteps("IPv4", churn(), limit);
+    assert.equal(sizes[sizes.length - 1], 0);
+  }
 });
 
 Deno.test("a one-endpoint change sends only that service's chains", () => {

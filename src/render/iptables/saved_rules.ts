@@ -3,6 +3,7 @@
  * is stale, and the restore input that removes everything kproxy owns.
  */
 import { isServiceChainName } from "./chain_names.ts";
+import { dropChainStages } from "./full_restore.ts";
 import { splitWords, targetOf } from "./restore_fake.ts";
 import { KUBE_FIREWALL } from "./service_rules.ts";
 import { FILTER_CHAINS, type JumpRule, NAT_CHAINS } from "./table_layout.ts";
@@ -83,30 +84,47 @@ export function ownedChains(
 
 /**
  * Restore input that removes kproxy's chains and every rule elsewhere that jumps to them
- * (kproxy's jump rules from the built-in chains), touching nothing else. Empty when there is
- * nothing of kproxy's left.
+ * (kproxy's jump rules from the built-in chains), touching nothing else: one stage, or with
+ * `chainsPerStage` (iptables-nft, many chains) the jump rules and shared chains first, then the
+ * service chains flushed and deleted in batches, then the shared chains deleted. Empty when
+ * nothing of kproxy's is left.
  */
-export function cleanupRestore(
+export function cleanupStages(
   saved: ReadonlyMap<string, SavedTable>,
   ownsKubeFirewall: boolean,
-): string {
-  const out: string[] = [];
+  chainsPerStage = Infinity,
+): string[] {
+  const first: string[] = [];
+  const last: string[] = [];
+  let serviceChains: string[] = [];
   for (const table of ["filter", "nat"]) {
     const t = saved.get(table);
     const owned = new Set(ownedChains(t, table, ownsKubeFirewall));
     if (t === undefined || owned.size === 0) continue;
-    out.push(`*${table}`);
-    for (const c of owned) out.push(`:${c} - [0:0]`);
+    const services = [...owned].filter(isServiceChainName);
+    const staged = table === "nat" && services.length > chainsPerStage;
+    const now = staged ? [...owned].filter((c) => !isServiceChainName(c)) : [...owned];
+    first.push(`*${table}`);
+    for (const c of now) first.push(`:${c} - [0:0]`);
     for (const line of t.rules) {
       const chain = ruleChain(line);
       if (owned.has(chain)) continue;
       const target = targetOf(splitWords(line));
-      if (target !== null && owned.has(target)) out.push(`-D ${line.slice(3)}`);
+      if (target !== null && owned.has(target)) first.push(`-D ${line.slice(3)}`);
     }
-    for (const c of owned) out.push(`-X ${c}`);
-    out.push("COMMIT");
+    if (staged) {
+      serviceChains = services;
+      last.push("*nat", ...now.map((c) => `-X ${c}`), "COMMIT");
+    } else {
+      for (const c of now) first.push(`-X ${c}`);
+    }
+    first.push("COMMIT");
   }
-  return out.length === 0 ? "" : out.join("\n") + "\n";
+  if (first.length === 0) return [];
+  const text = (lines: readonly string[]) => lines.join("\n") + "\n";
+  const stages = [text(first), ...dropChainStages(serviceChains, chainsPerStage)];
+  if (last.length > 0) stages.push(text(last));
+  return stages;
 }
 
 /** iptables-save output cut down to the KUBE-* chains and the rules that jump into them. */
