@@ -21,7 +21,12 @@ export {
   renderFamilyRestore,
 } from "./full_restore.ts";
 export { IptablesRenderer, type IptablesRendererOptions } from "./iptables_renderer.ts";
-export { changedIds, type PartialRestore, renderPartialRestore } from "./partial_restore.ts";
+export {
+  changedIds,
+  type PartialRestore,
+  type PartialRestoreOptions,
+  renderPartialRestore,
+} from "./partial_restore.ts";
 export { probability } from "./probability.ts";
 export {
   type IptablesTable,
