@@ -64,6 +64,16 @@ export function rawObjectName(raw: unknown): string {
   return ns === null ? name : `${ns}/${name}`;
 }
 
+/**
+ * `text` as it may appear in a one-line message: characters outside printable ASCII escaped
+ * (`\u{a}`), at most `max` characters. Names and keys come from the objects themselves, and a
+ * newline in one must not forge a log line.
+ */
+function printable(text: string, max = 256): string {
+  const escaped = text.replace(/[^\x20-\x7e]/g, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
+  return escaped.length > max ? `${escaped.slice(0, max)}...` : escaped;
+}
+
 function objectError(
   origin: string,
   kind: string,
@@ -71,14 +81,14 @@ function objectError(
   field: string,
   problem: string,
 ): ObjectError {
-  const where = origin === "" ? "" : `${origin}: `;
-  const fieldText = field === "" ? "" : `${field} `;
+  const where = origin === "" ? "" : `${printable(origin, 4096)}: `;
+  const fieldText = field === "" ? "" : `${printable(field)} `;
   return {
     origin,
     kind,
     name,
     field,
-    message: `${where}Cannot read ${kind} ${name}: ${fieldText}${problem}`,
+    message: `${where}Cannot read ${kind} ${printable(name, 600)}: ${fieldText}${problem}`,
   };
 }
 

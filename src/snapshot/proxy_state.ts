@@ -7,7 +7,7 @@
  */
 import { SERVICE_NAME_LABEL } from "../model/endpoint_slice.ts";
 import type { EndpointSlice } from "../model/endpoint_slice.ts";
-import { cidrContains, parseCIDR, parseIP } from "../model/ip.ts";
+import { cidrContains, parseCIDR, type ParsedCIDR, parseIP } from "../model/ip.ts";
 import type { KubeKind, KubeObject } from "../model/kube_object.ts";
 import { type Node, TOPOLOGY_ZONE_LABEL } from "../model/node.ts";
 import type { Service } from "../model/service.ts";
@@ -119,13 +119,18 @@ function nodeSnapshotOf(node: Node | null, settings: SnapshotSettings): NodeSnap
 }
 
 function optionsOf(settings: SnapshotSettings): ProxyOptions {
-  const cidrs = new Set<string>();
+  const parsed = new Map<string, ParsedCIDR>();
   for (const c of settings.clusterCIDRs) {
-    const parsed = parseCIDR(c.trim());
-    if (parsed !== null) cidrs.add(parsed.text);
+    const cidr = parseCIDR(c.trim());
+    if (cidr !== null) parsed.set(cidr.text, cidr);
   }
+  // A CIDR inside another one adds nothing (and nftables rejects overlapping set intervals).
+  const all = [...parsed.values()];
+  const cidrs = all.filter((c) =>
+    !all.some((o) => o.prefix < c.prefix && cidrContains(o, c.network))
+  ).map((c) => c.text);
   return {
-    clusterCIDRs: [...cidrs].sort(),
+    clusterCIDRs: cidrs.sort(),
     masqueradeAll: settings.masqueradeAll,
     masqueradeBit: settings.masqueradeBit,
     localhostNodePorts: settings.localhostNodePorts,

@@ -10,13 +10,22 @@ export interface ManifestObjects {
   readonly errors: readonly ObjectError[];
 }
 
-function flattenLists(doc: unknown, out: unknown[]): void {
+/**
+ * Expands `kind: *List` documents into their items. YAML aliases can make one node appear many
+ * times, even inside itself: each node is taken once (a repeat is a duplicate anyway), so a
+ * self-containing List or a "billion laughs" of Lists costs no more than the file's size.
+ */
+function flattenLists(doc: unknown, out: unknown[], seen: Set<unknown>): void {
   if (doc === null || doc === undefined) return;
+  if (typeof doc === "object") {
+    if (seen.has(doc)) return;
+    seen.add(doc);
+  }
   if (typeof doc === "object" && !Array.isArray(doc)) {
     const rec = doc as Record<string, unknown>;
     const kind = rec["kind"];
     if (typeof kind === "string" && kind.endsWith("List") && Array.isArray(rec["items"])) {
-      for (const item of rec["items"]) flattenLists(item, out);
+      for (const item of rec["items"]) flattenLists(item, out, seen);
       return;
     }
   }
@@ -25,9 +34,12 @@ function flattenLists(doc: unknown, out: unknown[]): void {
 
 /** Parses the text of one manifest file; `origin` (its path) prefixes every error. */
 export function parseManifestText(text: string, origin: string): ManifestObjects {
-  let docs: unknown[];
+  const raws: unknown[] = [];
   try {
-    docs = yaml.loadAll(text, undefined, { schema: yaml.CORE_SCHEMA, json: true });
+    const docs = yaml.loadAll(text, undefined, { schema: yaml.CORE_SCHEMA, json: true });
+    const seen = new Set<unknown>();
+    // Lists nested through a long chain of aliases can still overflow the stack: caught here.
+    for (const doc of docs) flattenLists(doc, raws, seen);
   } catch (e) {
     const reason = e instanceof Error ? e.message.split("\n")[0] : String(e);
     return {
@@ -41,8 +53,6 @@ export function parseManifestText(text: string, origin: string): ManifestObjects
       }],
     };
   }
-  const raws: unknown[] = [];
-  for (const doc of docs) flattenLists(doc, raws);
   const objects: KubeObject[] = [];
   const errors: ObjectError[] = [];
   for (const raw of raws) {
