@@ -1,5 +1,6 @@
 /** Chooses the applier for a configuration: a kernel backend, or dry-run. */
 import type { ProxyConfig, ProxyMode } from "../config/proxy_config.ts";
+import type { IPFamily } from "../model/ip.ts";
 import { rendererFor } from "../render/renderers.ts";
 import type { Applier } from "./applier.ts";
 import { DryRunApplier } from "./dry_run_applier.ts";
@@ -10,6 +11,8 @@ export interface KernelApplierOptions {
   readonly netns?: string;
   /** Log sink. */
   readonly log?: (line: string) => void;
+  /** The IP families to program (default both). */
+  readonly families?: readonly IPFamily[];
 }
 
 type ApplierFactory = (options: KernelApplierOptions) => Applier;

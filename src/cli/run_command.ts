@@ -13,7 +13,7 @@ import { serveApp } from "../server/serve.ts";
 import type { ProxyEvent } from "../snapshot/proxy_state.ts";
 import { ManifestSource } from "../source/manifest_source.ts";
 import { SyncLoop, type SyncLoopHooks } from "../sync/sync_loop.ts";
-import { hostAddresses, nodeNameOf, snapshotSettingsOf } from "./settings.ts";
+import { hostAddresses, hostIPFamilies, nodeNameOf, snapshotSettingsOf } from "./settings.ts";
 
 /** Options of {@link runProxy}. */
 export interface RunOptions {
@@ -93,7 +93,8 @@ function withChangeCounts(
 
 /** Runs until SIGTERM/SIGINT; rules stay in place on exit. Returns the exit code. */
 export async function runProxy(config: ProxyConfig, options: RunOptions): Promise<number> {
-  const applier = applierFor(config, { log: logLine });
+  const families = hostIPFamilies();
+  const applier = applierFor(config, { log: logLine, families });
   if (options.cleanup) {
     await applier.cleanup();
     logLine(`cleanup: removed kproxy's ${config.mode} rules`);
@@ -104,7 +105,6 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
     return 0;
   }
   const nodeName = nodeNameOf(config);
-  const families = ["IPv4", "IPv6"] as const;
   const metrics = new ProxyMetrics({ mode: config.mode, ipFamilies: families });
   const health = new HealthTracker({
     healthTimeoutMs: 2 * config.syncPeriodMs,

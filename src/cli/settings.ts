@@ -37,3 +37,13 @@ export function snapshotSettingsOf(
     hostAddresses: host,
   };
 }
+
+/** The IP families this host can program: IPv6 only where the kernel has it enabled. */
+export function hostIPFamilies(): ("IPv4" | "IPv6")[] {
+  try {
+    Deno.statSync("/proc/net/if_inet6");
+    return ["IPv4", "IPv6"];
+  } catch {
+    return ["IPv4"];
+  }
+}
