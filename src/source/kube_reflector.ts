@@ -68,7 +68,12 @@ type WatchEnd =
   | { readonly kind: "closed"; readonly events: number; readonly ms: number }
   | { readonly kind: "expired"; readonly error: unknown }
   | { readonly kind: "idle" }
-  | { readonly kind: "error"; readonly error: unknown }
+  | {
+    readonly kind: "error";
+    readonly error: unknown;
+    /** The watch had been working (events, or open ≥ 1 s) before it failed. */
+    readonly healthy?: boolean;
+  }
   | { readonly kind: "stopped" };
 
 /** Default `idleTimeoutMs`: bookmarks arrive about once a minute on a healthy watch. */
@@ -193,6 +198,9 @@ export class KubeReflector {
           }
           break;
         case "error": {
+          // A watch that worked and then broke (the API server went away) starts a new series
+          // of retries: the first comes quickly, whatever earlier outages cost.
+          if (end.healthy === true) failures = 0;
           failures++;
           this.#stats.failures++;
           const delay = backoffDelayMs(failures, this.#opts.backoff ?? DEFAULT_BACKOFF);
@@ -352,7 +360,10 @@ export class KubeReflector {
           if (finished) return;
           if (error === null) finish({ kind: "closed", events, ms: Date.now() - started });
           else if (isExpired(error)) finish({ kind: "expired", error });
-          else finish({ kind: "error", error });
+          else {
+            const healthy = events > 0 || Date.now() - started >= 1_000;
+            finish({ kind: "error", error, healthy });
+          }
         },
       }).then(
         (h) => {
