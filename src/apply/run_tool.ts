@@ -67,6 +67,9 @@ export async function runToolResult(
     }, options.timeoutMs);
   }
   try {
+    // Read the output while writing the input: a tool that writes more than a pipe buffer
+    // before it has read all of its input would otherwise wait on us as we wait on it.
+    const output = child.output();
     if (options.stdin !== undefined) {
       const writer = child.stdin.getWriter();
       try {
@@ -74,7 +77,7 @@ export async function runToolResult(
         await writer.close();
       } catch { /* the tool exited early; its status says why */ }
     }
-    const out = await child.output();
+    const out = await output;
     const dec = new TextDecoder();
     return {
       code: out.signal ? -1 : out.code,
