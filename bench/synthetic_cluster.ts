@@ -107,8 +107,11 @@ function intToIPv4(n: number): string {
   return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
 }
 
+/** `prefix` (ending in `::`) plus `n` in the last 32 bits, in canonical (RFC 5952) form. */
 function ipv6Of(prefix: string, n: number): string {
-  return `${prefix}${(Math.floor(n / 65536) % 65536).toString(16)}:${(n % 65536).toString(16)}`;
+  const hi = Math.floor(n / 65536) % 65536;
+  const lo = (n % 65536).toString(16);
+  return hi === 0 ? `${prefix}${lo}` : `${prefix}${hi.toString(16)}:${lo}`;
 }
 
 /** The ClusterIP (IPv4) of service `index`. */

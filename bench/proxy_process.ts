@@ -1,0 +1,179 @@
+/**
+ * The proxies the end-to-end benchmark runs, each inside its own bench namespace: kproxy
+ * (`deno run -A src/cli/main.ts`) and upstream kube-proxy (`.cache/fixtures/bin/kube-proxy`),
+ * with their logs in files, their memory read from /proc, and a probe that tells when their
+ * first full sync is in the kernel.
+ *
+ * Upstream runs with default flags except what keeps it off the host: conntrack sysctls left
+ * as they are (`--conntrack-max-per-core=0`, TCP timeouts 0; the UDP ones default to 0), its OOM
+ * score left alone (`--oom-score-adj=0`). It still sets `route_localnet` in iptables mode, which
+ * is per network namespace.
+ *
+ * @module
+ */
+import { servicePortChainNames } from "../src/render/iptables/chain_names.ts";
+import { fixtureBinary } from "../tests/fixtures/apiserver.ts";
+import { pollUntil } from "./rule_watch.ts";
+import { BENCH_CLUSTER_CIDRS, BENCH_NODE_NAME } from "./synthetic_cluster.ts";
+
+/** Which implementation. */
+export type ProxyImpl = "kproxy" | "kube-proxy";
+/** Which backend. */
+export type ProxyMode = "nftables" | "iptables";
+
+/** What to run. */
+export interface ProxySpec {
+  /** kproxy or upstream. */
+  readonly impl: ProxyImpl;
+  /** Backend. */
+  readonly mode: ProxyMode;
+  /** `--min-sync-period`, when not the default. */
+  readonly minSyncPeriod?: string;
+  /** A short label for tables and logs, e.g. `kube-proxy nftables (min-sync 0)`. */
+  readonly label: string;
+}
+
+/** A running proxy. */
+export interface ProxyProcess {
+  /** What it is. */
+  readonly spec: ProxySpec;
+  /** Its namespace. */
+  readonly netns: string;
+  /** PID of the proxy itself (`ip netns exec` execs it). */
+  readonly pid: number;
+  /** Epoch ms when it was started. */
+  readonly startedAt: number;
+  /** Its log file. */
+  readonly logPath: string;
+  /** Exit status, once it exited. */
+  exited(): Deno.CommandStatus | null;
+  /** Stops it (SIGTERM, then SIGKILL after 10 s). */
+  stop(): Promise<void>;
+}
+
+const REPO = new URL("../", import.meta.url).pathname;
+
+/** The command line of a proxy. */
+export function proxyArgv(spec: ProxySpec, kubeconfig: string): string[] {
+  const common = [
+    `--kubeconfig=${kubeconfig}`,
+    `--proxy-mode=${spec.mode}`,
+    `--hostname-override=${BENCH_NODE_NAME}`,
+    `--cluster-cidr=${BENCH_CLUSTER_CIDRS.join(",")}`,
+  ];
+  if (spec.minSyncPeriod !== undefined) {
+    // kube-proxy's flag applies to every mode but IPVS (the config file's minSyncPeriod).
+    const flag = spec.impl === "kproxy" ? "min-sync-period" : "iptables-min-sync-period";
+    common.push(`--${flag}=${spec.minSyncPeriod}`);
+  }
+  if (spec.impl === "kproxy") {
+    return [Deno.execPath(), "run", "-A", `${REPO}src/cli/main.ts`, ...common];
+  }
+  return [
+    fixtureBinary("kube-proxy"),
+    ...common,
+    "--conntrack-max-per-core=0",
+    "--conntrack-tcp-timeout-established=0",
+    "--conntrack-tcp-timeout-close-wait=0",
+    "--oom-score-adj=0",
+    "--v=2",
+  ];
+}
+
+/** Starts a proxy in `netns`, logging to `logPath`. */
+export async function startProxy(
+  spec: ProxySpec,
+  netns: string,
+  kubeconfig: string,
+  logPath: string,
+): Promise<ProxyProcess> {
+  const argv = proxyArgv(spec, kubeconfig);
+  const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
+  await log.write(new TextEncoder().encode(`### ip netns exec ${netns} ${argv.join(" ")}\n`));
+  const startedAt = performance.timeOrigin + performance.now();
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", netns, ...argv],
+    cwd: REPO,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let status: Deno.CommandStatus | null = null;
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) {
+      let written = 0;
+      while (written < chunk.length) written += await log.write(chunk.subarray(written));
+    }
+  };
+  const pumps = Promise.allSettled([pump(child.stdout), pump(child.stderr)]);
+  const finished = child.status.then(async (s) => {
+    status = s;
+    await pumps;
+    log.close();
+    return s;
+  });
+  return {
+    spec,
+    netns,
+    pid: child.pid,
+    startedAt,
+    logPath,
+    exited: () => status,
+    stop: async () => {
+      if (status !== null) return;
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, 10_000);
+      await finished;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** `VmHWM` and `VmRSS` of a process, bytes (null when it is gone). */
+export async function memoryOf(pid: number): Promise<{ hwm: number; rss: number } | null> {
+  try {
+    const text = await Deno.readTextFile(`/proc/${pid}/status`);
+    const kb = (f: string) => Number(new RegExp(`${f}:\\s+(\\d+) kB`).exec(text)?.[1] ?? NaN);
+    return { hwm: kb("VmHWM") * 1024, rss: kb("VmRSS") * 1024 };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The chain a proxy creates for service port `ns/name:port` (TCP), whose presence in
+ * `nft list chains` shows that the proxy's first full sync (one atomic transaction) is live.
+ */
+export function markerChain(
+  mode: ProxyMode,
+  namespace: string,
+  name: string,
+  port: string,
+): string {
+  if (mode === "iptables") return servicePortChainNames(`${namespace}/${name}:${port}`, "TCP").svc;
+  // kproxy and upstream name nftables service chains alike: service-HASH-ns/name/tcp/port.
+  return `-${namespace}/${name}/tcp/${port}`;
+}
+
+/**
+ * Waits until `nft list chains` in `netns` shows `marker`; the epoch ms it was first seen, or
+ * null after `timeoutMs` (or when the proxy exited).
+ */
+export async function waitForChain(
+  proxy: ProxyProcess,
+  marker: string,
+  options: { intervalMs: number; timeoutMs: number },
+): Promise<number | null> {
+  const result = await pollUntil(
+    ["ip", "netns", "exec", proxy.netns, "nft", "list", "chains"],
+    (text) => text.includes(marker) || proxy.exited() !== null,
+    options,
+  );
+  return proxy.exited() !== null ? null : result.at;
+}
