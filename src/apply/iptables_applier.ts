@@ -37,6 +37,7 @@ import type { ProxySnapshot } from "../snapshot/types.ts";
 import type { Applier, SyncRequest, SyncResult } from "./applier.ts";
 import { registerApplier } from "./appliers.ts";
 import { conntrackDeleteArgs, type ConntrackFilter, staleConntrackFilters } from "./conntrack.ts";
+import { clearStaleConntrackAtStart } from "./conntrack_start.ts";
 import { type RunToolOptions, runToolResult, ToolError, type ToolResult } from "./run_tool.ts";
 
 /** Which iptables implementation programs the kernel. */
@@ -293,7 +294,16 @@ export class IptablesApplier implements Applier {
     this.#lastSnapshot = snapshot;
 
     let conntrackCleared = 0;
-    if (this.#conntrackCleanup) {
+    if (this.#conntrackCleanup && prev === null) {
+      // A fresh start: delete only stale entries, keeping established UDP flows.
+      const tools = await this.#toolsFor();
+      conntrackCleared = await clearStaleConntrackAtStart(
+        snapshot,
+        this.#families,
+        (args) => this.#tool(tools.conntrack, args, undefined, 60_000),
+        this.#log,
+      );
+    } else if (this.#conntrackCleanup) {
       const filters = (full
         ? staleConntrackFilters(prev, snapshot)
         : staleConntrackFilters(prev, snapshot, request.changedServicePorts))

@@ -21,6 +21,7 @@ import type { IPFamily, ProxySnapshot } from "../snapshot/types.ts";
 import type { Applier, SyncRequest, SyncResult } from "./applier.ts";
 import { registerApplier } from "./appliers.ts";
 import { clearConntrack, staleConntrackFilters } from "./conntrack.ts";
+import { clearStaleConntrackAtStart } from "./conntrack_start.ts";
 import { runTool, runToolResult } from "./run_tool.ts";
 
 /** Options of {@link NftablesApplier}. */
@@ -167,7 +168,15 @@ export class NftablesApplier implements Applier {
     this.#lastSnapshot = snapshot;
 
     let conntrackCleared = 0;
-    if (this.#conntrackCleanup) {
+    if (this.#conntrackCleanup && prev === null) {
+      // A fresh start: delete only stale entries, keeping established UDP flows.
+      conntrackCleared = await clearStaleConntrackAtStart(
+        snapshot,
+        this.#families,
+        (args) => runToolResult(this.#conntrack, args, this.#toolOptions()),
+        this.#log,
+      );
+    } else if (this.#conntrackCleanup) {
       const filters = kind === "partial"
         ? staleConntrackFilters(prev, snapshot, request.changedServicePorts)
         : staleConntrackFilters(prev, snapshot);

@@ -107,10 +107,11 @@ Deno.test("nftables applier: scratch, then flush, then partial transactions", as
     );
     assert.equal(result.linesSent, 4);
     // The removed UDP endpoint's flows were cleared ("0 deleted" counts as done); the first
-    // sync cleared un-NATed flows to the newly served UDP service.
+    // sync listed each family's UDP flows to delete only stale ones (the fake lists none).
     assert.equal(result.conntrackCleared, 1);
     assert.deepEqual(await f.calls("conntrack"), [
-      "-D -f ipv4 -p udp --orig-dst 198.18.128.53 --orig-port-dst 53",
+      "-L -f ipv4 -p udp",
+      "-L -f ipv6 -p udp",
       "-D -f ipv4 -p udp --orig-dst 198.18.128.53 --orig-port-dst 53 --dst-nat 198.18.1.1",
     ]);
 

@@ -156,8 +156,8 @@ for (const mode of ["nftables", "iptables"] as const) {
   }
 }
 
-/** The objects: this node, and one UDP service with two local endpoints. */
-function udpObjects(): unknown[] {
+/** The objects: this node, and one UDP service with local endpoints (default pod0 and pod1). */
+function udpObjects(pods: readonly number[] = [0, 1]): unknown[] {
   return [
     thisNode(),
     service("dns", {
@@ -166,66 +166,84 @@ function udpObjects(): unknown[] {
     }),
     endpointSlice("dns", {
       ports: [{ name: "dns", protocol: "UDP", port: 8080 }],
-      endpoints: [local(0), local(1)],
+      endpoints: pods.map((i) => local(i)),
     }),
   ];
 }
 
 const UDP_CLUSTER_IP = "198.18.128.53";
+const UDP_TARGET = { protocol: "UDP", ip: UDP_CLUSTER_IP, port: 53 } as const;
+/** One UDP flow (a fixed source port): conntrack pins it to one endpoint. */
+const FLOW = { sourcePort: 40053, concurrency: 1 };
 
+/** The flow's conntrack entries, without counters and timers. */
+async function flowEntries(topology: Topology): Promise<string[]> {
+  const r = await topology.exec("node", [
+    "conntrack",
+    "-L",
+    "-p",
+    "udp",
+    "--orig-dst",
+    UDP_CLUSTER_IP,
+  ]);
+  return r.stdout.trim().split("\n").filter((l) => l.includes("sport=40053"))
+    .map((e) => e.replace(/^\S+\s+\d+\s+\d+\s+/, "").replace(/ (mark|use)=.*$/, ""));
+}
+
+/**
+ * A restart keeps an established UDP flow where it is (its conntrack entry survives), and a flow
+ * pinned to an endpoint that went away while no kproxy ran is cut, so it moves to a live one.
+ */
 async function udpFlowCase(mode: "nftables" | "iptables"): Promise<void> {
   const topology = await createTopology({ pods: 3 });
   const dir = await manifestDir(udpObjects());
-  let first: KproxyProcess | null = null;
-  let second: KproxyProcess | null = null;
+  let kproxy: KproxyProcess | null = null;
   try {
-    first = await startKproxy(topology.nodeNetns, kproxyArgs(dir.path, mode));
-    const target = { protocol: "UDP", ip: UDP_CLUSTER_IP, port: 53 } as const;
-    // One UDP flow (fixed source port): conntrack pins it to one endpoint.
-    const flow = { sourcePort: 40053, concurrency: 1 };
-    const before = await topology.probeMany("pod2", target, 5, flow);
-    const pods = new Set(before.map((r) => (r.kind === "answer" ? r.pod : r.kind)));
-    assert.equal(pods.size, 1, `one flow, one endpoint: ${[...pods]}`);
-    const entries = async () =>
-      (await topology.exec("node", ["conntrack", "-L", "-p", "udp", "--orig-dst", UDP_CLUSTER_IP]))
-        .stdout.trim().split("\n").filter((l) => l.includes("sport=40053"));
-    const entriesBefore = await entries();
+    kproxy = await startKproxy(topology.nodeNetns, kproxyArgs(dir.path, mode));
+    const before = await topology.probeMany("pod2", UDP_TARGET, 5, FLOW);
+    const pods = [...new Set(before.map((r) => (r.kind === "answer" ? r.pod : r.kind)))];
+    assert.equal(pods.length, 1, `one flow, one endpoint: ${pods}`);
+    const pinned = pods[0] as string;
+    const entriesBefore = await flowEntries(topology);
     assert.equal(entriesBefore.length, 1, entriesBefore.join("\n"));
-    await first.kill("SIGKILL");
-    second = await startKproxy(topology.nodeNetns, kproxyArgs(dir.path, mode));
-    await second.waitForLog(/sync ok: full/, 10_000);
-    await new Promise((r) => setTimeout(r, 300));
-    const entriesAfter = await entries();
+
+    // 1. Restart with the same objects: the flow keeps its entry and its endpoint.
+    await kproxy.kill("SIGKILL");
+    kproxy = await startKproxy(topology.nodeNetns, kproxyArgs(dir.path, mode));
+    const kept = await flowEntries(topology);
+    const again = await topology.probeMany("pod2", UDP_TARGET, 5, FLOW);
+    assert.deepEqual(kept, entriesBefore, "the UDP flow's conntrack entry survives a restart");
+    assert.deepEqual(
+      again.map((r) => (r.kind === "answer" ? r.pod : r.kind)),
+      Array(5).fill(pinned),
+    );
+
+    // 2. The pinned endpoint goes away while no kproxy runs: the restart cuts the stale flow.
+    await kproxy.kill("SIGKILL");
+    const other = pinned === "pod0" ? 1 : 0;
+    await dir.write(udpObjects([other]));
+    kproxy = await startKproxy(topology.nodeNetns, kproxyArgs(dir.path, mode));
+    const moved = await topology.probeMany("pod2", UDP_TARGET, 5, FLOW);
     console.log(
-      `  ${mode}: UDP flow pinned to ${[...pods][0]}; conntrack entry before restart: ` +
-        `${entriesBefore.length}, after: ${entriesAfter.length}`,
+      `  ${mode}: UDP flow pinned to ${pinned}; after a restart its conntrack entry was kept ` +
+        `(${kept.length}); after a restart without ${pinned} it moved to ` +
+        `${[...new Set(moved.map((r) => (r.kind === "answer" ? r.pod : r.kind)))]}`,
     );
     assert.deepEqual(
-      entriesAfter.map((e) => e.replace(/^\S+\s+\d+\s+\d+\s+/, "").replace(/ mark=.*$/, "")),
-      entriesBefore.map((e) => e.replace(/^\S+\s+\d+\s+\d+\s+/, "").replace(/ mark=.*$/, "")),
-      "the established UDP flow keeps its conntrack entry (and endpoint) across a restart",
+      moved.map((r) => (r.kind === "answer" ? r.pod : r.kind)),
+      Array(5).fill(`pod${other}`),
     );
   } finally {
-    await first?.kill();
-    await second?.kill();
+    await kproxy?.kill();
     await dir.remove();
     await topology.teardown();
   }
 }
 
-/**
- * Known gap, so off unless KPROXY_TEST_KNOWN_GAPS=1: the first sync of a new process has no
- * previous snapshot, so every UDP service with endpoints counts as "newly active" and all of its
- * conntrack entries are deleted (one `conntrack -D` per destination). Established UDP flows are
- * then re-balanced, possibly to another endpoint. Keeping them needs the conntrack table listed
- * and only entries not DNATed to a usable endpoint deleted (as upstream's CleanStaleEntries).
- */
-const UDP_GAP = Deno.env.get("KPROXY_TEST_KNOWN_GAPS") !== "1";
-
 for (const mode of ["nftables", "iptables"] as const) {
   Deno.test({
-    name: `reliability: ${mode} restart keeps an established UDP flow on its endpoint`,
-    ignore: ignore || UDP_GAP,
+    name: `reliability: ${mode} restart keeps established UDP flows and cuts stale ones`,
+    ignore,
     sanitizeResources: false,
     sanitizeOps: false,
     fn: () => udpFlowCase(mode),
