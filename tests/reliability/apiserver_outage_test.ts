@@ -139,7 +139,7 @@ Deno.test({
       await call(cluster, "POST", SERVICES, withoutUid(svc("web", WEB.ip)));
       await call(cluster, "POST", SLICES, slice("web", [0]));
 
-      kproxy = await startKproxy(topology.nodeNetns, [
+      const args = [
         "--kubeconfig",
         cluster.kubeProxyKubeconfigPath,
         "--proxy-mode",
@@ -154,7 +154,8 @@ Deno.test({
         "127.0.0.1:0",
         "--metrics-bind-address",
         "127.0.0.1:0",
-      ]);
+      ];
+      kproxy = await startKproxy(topology.nodeNetns, args);
       const k = kproxy;
       await converge(topology, WEB, ["pod0"], 20_000);
 
@@ -236,6 +237,39 @@ Deno.test({
           assert.ok(delay <= 300, `${name}: first ${kind} watch retry after ${delay} ms`);
         }
         assert.equal((await k.get("health", "/healthz")).status, 200);
+      }
+
+      // kproxy itself restarts while the API server is down: it cannot list, so it must not
+      // touch the rules the previous process left; they keep serving until it can.
+      const loop = startProbeLoop(topology, "pod2", WEB, { intervalMs: 20 });
+      let blindMs = 0;
+      try {
+        await k.kill("SIGKILL");
+        await cluster.stopApiServer({ crash: true });
+        kproxy = await startKproxy(topology.nodeNetns, args, { waitForSync: false });
+        const blind = kproxy;
+        const blindFrom = Date.now();
+        await sleep(5_000);
+        assert.equal(blind.exitStatus(), null, "kproxy waits for its API server");
+        assert.doesNotMatch(blind.log(), /sync ok/, "no sync before the objects are listed");
+        assert.equal((await blind.get("health", "/healthz")).status, 200, "starting up: healthy");
+        assert.equal((await blind.get("health", "/readyz")).status, 503, "not ready: no sync yet");
+        const table = await topology.exec("node", ["nft", "list", "table", "ip", "kproxy"]);
+        assert.match(table.stdout, /198\.18\.1\.11/, "the previous process's rules are in place");
+        await cluster.startApiServer();
+        await replace(cluster, `${SLICES}/web-ipv4`, slice("web", [1]));
+        await converge(topology, WEB, ["pod1"], 60_000);
+        blindMs = Date.now() - blindFrom;
+        await blind.waitForLog(/sync ok: full/, 1_000);
+        assert.equal((await blind.get("health", "/readyz")).status, 200);
+      } finally {
+        const probes = await loop.stop();
+        const failures = failedProbes(probes, ["pod0", "pod1"]);
+        console.log(
+          `  kproxy restarted without an API server: ${probes.length} probes over ` +
+            `${blindMs} ms, ${failures.length} failed; old rules served until the first list`,
+        );
+        assert.equal(failures.length, 0, describeFailures(failures));
       }
     } catch (e) {
       if (kproxy !== null) console.error(`kproxy log:\n${tail(kproxy.log(), 60)}`);
