@@ -26,6 +26,7 @@ import {
 } from "./api_cluster.ts";
 import { type BenchNetns, createBenchNetns } from "./netns.ts";
 import {
+  cpuSecondsOf,
   markerChain,
   memoryOf,
   type ProxyMode,
@@ -110,6 +111,8 @@ export interface ProxyRun {
   readonly hwm: number | null;
   /** Resident set after the series (VmRSS), bytes. */
   readonly rss: number | null;
+  /** CPU time the proxy used from start to the end of the series (user + system), s. */
+  readonly cpuSeconds: number | null;
   /** Its log file. */
   readonly logPath: string | null;
 }
@@ -140,6 +143,8 @@ export interface E2EOptions {
   readonly phases: readonly ProxyMode[];
   /** Skip a proxy whose estimated full sync exceeds this, ms. */
   readonly fullSyncCapMs: number;
+  /** Stop a phase's change series after this long (but not before 8 changes), ms. */
+  readonly phaseBudgetMs: number;
   /** Folder for the proxies' logs. */
   readonly logDir: string;
   /** Progress sink. */
@@ -306,18 +311,26 @@ const CHANGE_CYCLE: readonly ChangeKind[] = [
   "delete-service",
 ];
 
+const MIN_CHANGES = 8;
+
 async function runSeries(
   running: readonly Running[],
   maker: ChangeMaker,
   count: number,
   timeoutMs: number,
+  budgetMs: number,
   seed: number,
   log: (line: string) => void,
 ): Promise<ChangeRecord[]> {
   const live = running.filter((r) => r.proxy !== null && r.proxy.exited() === null);
   const rand = seededRandom(seed);
   const records: ChangeRecord[] = [];
+  const start = nowMs();
   for (let i = 0; i < count; i++) {
+    if (i >= MIN_CHANGES && nowMs() - start > budgetMs) {
+      log(`    stopping after ${i} changes: the phase's time budget (${fmt(budgetMs)}) is spent`);
+      break;
+    }
     const kind = CHANGE_CYCLE[i % CHANGE_CYCLE.length] as ChangeKind;
     const change = await maker.prepare(kind);
     const sightings: Promise<KernelSighting | null>[] = [];
@@ -453,9 +466,18 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
           // Let post-start work settle (upstream syncs again once after its first sync).
           await sleep(5_000);
           const timeoutMs = Math.max(60_000, options.fullSyncCapMs);
-          changes[phase] = await runSeries(running, maker, options.changes, timeoutMs, size, log);
+          changes[phase] = await runSeries(
+            running,
+            maker,
+            options.changes,
+            timeoutMs,
+            options.phaseBudgetMs,
+            size,
+            log,
+          );
           for (const r of running) {
             const mem = r.proxy === null ? null : await memoryOf(r.proxy.pid);
+            const cpu = r.proxy === null ? null : await cpuSecondsOf(r.proxy.pid);
             const samples = changes[phase]
               .map((c) => c.liveMs[r.spec.label])
               .filter((x): x is number => typeof x === "number");
@@ -473,6 +495,7 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
               transactionMessages: median(txs),
               hwm: mem?.hwm ?? null,
               rss: mem?.rss ?? null,
+              cpuSeconds: cpu,
               logPath: r.proxy?.logPath ?? null,
             });
           }

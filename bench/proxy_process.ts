@@ -146,6 +146,17 @@ export async function memoryOf(pid: number): Promise<{ hwm: number; rss: number 
   }
 }
 
+/** CPU time (user + system) a process used so far, seconds (null when it is gone). */
+export async function cpuSecondsOf(pid: number): Promise<number | null> {
+  try {
+    const fields = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]?.split(" ") ?? [];
+    // Fields 14 and 15 of stat (utime, stime), in clock ticks of 1/100 s.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * The chain a proxy creates for service port `ns/name:port` (TCP), whose presence in
  * `nft list chains` shows that the proxy's first full sync (one atomic transaction) is live.

@@ -164,6 +164,7 @@ export function headlineTable(results: readonly E2ESizeResult[]): string {
         formatCount(p.transactionMessages),
         formatBytes(p.hwm),
         formatBytes(p.rss),
+        p.cpuSeconds === null ? "—" : `${p.cpuSeconds.toFixed(0)} s`,
         p.note ?? "",
       ]);
     }
@@ -181,6 +182,7 @@ export function headlineTable(results: readonly E2ESizeResult[]): string {
     "kernel notifications per change",
     "RSS peak (VmHWM)",
     "VmRSS",
+    "CPU used",
     "notes",
   ], rows);
 }

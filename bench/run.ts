@@ -7,7 +7,8 @@
  * ```sh
  * deno run -A bench/run.ts [--e2e | --kernel] [--sizes 1000,10000,30000]
  *   [--kernel-sizes 1000,10000] [--kernel-cap 240] [--e2e-sizes 1000,10000] [--e2e-changes 32]
- *   [--e2e-endpoints 10] [--e2e-cap 600] [--phases nftables,iptables] [--out bench/results]
+ *   [--e2e-endpoints 10] [--e2e-cap 600] [--e2e-phase-budget 900] [--phases nftables,iptables]
+ *   [--out bench/results]
  * ```
  *
  * @module
@@ -125,6 +126,7 @@ async function main(): Promise<number> {
       "e2e-changes": { type: "string", default: "32" },
       "e2e-endpoints": { type: "string", default: "10" },
       "e2e-cap": { type: "string", default: "600" },
+      "e2e-phase-budget": { type: "string", default: "900" },
       phases: { type: "string", default: "nftables,iptables" },
       out: { type: "string", default: new URL("./results", import.meta.url).pathname },
       help: { type: "boolean", default: false },
@@ -134,7 +136,7 @@ async function main(): Promise<number> {
     console.log(
       "usage: run.ts [--e2e | --kernel] [--sizes 1000,10000,30000] [--memory-sizes ...]\n" +
         "  [--kernel-sizes 1000,10000] [--kernel-cap SECONDS] [--e2e-sizes 1000,10000]\n" +
-        "  [--e2e-changes 32] [--e2e-endpoints 10] [--e2e-cap SECONDS]\n" +
+        "  [--e2e-changes 32] [--e2e-endpoints 10] [--e2e-cap SECONDS] [--e2e-phase-budget SECONDS]\n" +
         "  [--phases nftables,iptables] [--out DIR]",
     );
     return 0;
@@ -198,6 +200,7 @@ async function main(): Promise<number> {
         changes: Number(values["e2e-changes"]),
         phases: values.phases.split(",").map((p) => p.trim()) as ProxyMode[],
         fullSyncCapMs: Number(values["e2e-cap"]) * 1000,
+        phaseBudgetMs: Number(values["e2e-phase-budget"]) * 1000,
         logDir,
         log: progress,
       }));
