@@ -465,7 +465,7 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
           }
           // Let post-start work settle (upstream syncs again once after its first sync).
           await sleep(5_000);
-          const timeoutMs = Math.max(60_000, options.fullSyncCapMs);
+          const timeoutMs = Math.max(60_000, Math.min(options.fullSyncCapMs, 300_000));
           changes[phase] = await runSeries(
             running,
             maker,

@@ -6,7 +6,7 @@
  *
  * ```sh
  * deno run -A bench/run.ts [--e2e | --kernel] [--sizes 1000,10000,30000]
- *   [--kernel-sizes 1000,10000] [--kernel-cap 240] [--e2e-sizes 1000,10000] [--e2e-changes 32]
+ *   [--kernel-sizes 1000,10000,30000] [--kernel-cap 240] [--e2e-sizes 1000,10000] [--e2e-changes 32]
  *   [--e2e-endpoints 10] [--e2e-cap 600] [--e2e-phase-budget 900] [--phases nftables,iptables]
  *   [--out bench/results]
  * ```
@@ -120,7 +120,7 @@ async function main(): Promise<number> {
       kernel: { type: "boolean", default: false },
       sizes: { type: "string", default: "1000,10000,30000" },
       "memory-sizes": { type: "string", default: "1000,10000,30000" },
-      "kernel-sizes": { type: "string", default: "1000,10000" },
+      "kernel-sizes": { type: "string", default: "1000,10000,30000" },
       "kernel-cap": { type: "string", default: "240" },
       "e2e-sizes": { type: "string", default: "1000,10000" },
       "e2e-changes": { type: "string", default: "32" },
@@ -135,7 +135,7 @@ async function main(): Promise<number> {
   if (values.help) {
     console.log(
       "usage: run.ts [--e2e | --kernel] [--sizes 1000,10000,30000] [--memory-sizes ...]\n" +
-        "  [--kernel-sizes 1000,10000] [--kernel-cap SECONDS] [--e2e-sizes 1000,10000]\n" +
+        "  [--kernel-sizes 1000,10000,30000] [--kernel-cap SECONDS] [--e2e-sizes 1000,10000]\n" +
         "  [--e2e-changes 32] [--e2e-endpoints 10] [--e2e-cap SECONDS] [--e2e-phase-budget SECONDS]\n" +
         "  [--phases nftables,iptables] [--out DIR]",
     );
