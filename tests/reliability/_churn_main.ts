@@ -100,7 +100,7 @@ const SETTINGS: SnapshotSettings = {
 };
 
 /** What the churn varies per service. */
-export interface ServiceState {
+interface ServiceState {
   present: boolean;
   ports: 1 | 2;
   type: "ClusterIP" | "NodePort";
@@ -120,7 +120,7 @@ function podIP(k: number, ipv6: boolean): string {
   return ipv6 ? `fd00:1::${n.toString(16)}` : `198.18.${n >> 8}.${n & 255}`;
 }
 
-export function rawObjects(i: number, s: ServiceState): unknown[] {
+function rawObjects(i: number, s: ServiceState): unknown[] {
   const name = `svc-${i}`;
   const ports = [{ name: "http", protocol: "TCP", port: 80, nodePort: 20000 + 2 * i }];
   if (s.ports === 2) {
