@@ -105,8 +105,15 @@ async function runKernel(
         }
       }
       progress(`kernel ${backend} ${size} services: loading into a bench namespace`);
-      last = await measureKernel(backend, size, { log: progress });
-      results.push(last);
+      try {
+        last = await measureKernel(backend, size, { log: progress });
+        results.push(last);
+      } catch (e) {
+        const why = `failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`;
+        progress(`kernel ${backend} ${size}: ${why}`);
+        results.push(skippedKernel(backend, size, why));
+        break;
+      }
     }
   }
   return results;
