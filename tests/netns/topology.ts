@@ -572,7 +572,17 @@ export async function createTopology(spec: TopologySpec = {}): Promise<Topology>
     });
     await ip(["-n", nodeNetns, "link", "set", "lo", "up"]);
     await ip(["-n", nodeNetns, "addr", "add", `${NODE_INTERNAL_IPV4}/32`, "dev", "lo"]);
-    await ip(["-n", nodeNetns, "-6", "addr", "add", `${NODE_INTERNAL_IPV6}/128`, "dev", "lo"]);
+    await ip([
+      "-n",
+      nodeNetns,
+      "-6",
+      "addr",
+      "add",
+      `${NODE_INTERNAL_IPV6}/128`,
+      "dev",
+      "lo",
+      "nodad",
+    ]);
     // A dead default route: VIPs are routable (so OUTPUT DNAT sees them), but go nowhere.
     await ip(["-n", nodeNetns, "link", "add", "null0", "type", "veth", "peer", "name", "null1"]);
     await ip(["-n", nodeNetns, "link", "set", "null0", "arp", "off", "up"]);
