@@ -55,7 +55,12 @@ async function main(): Promise<void> {
     socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
     bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
     setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-    recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize", nonblocking: true },
+    calloc: { parameters: ["usize", "usize"], result: "pointer" },
+    recvmmsg: {
+      parameters: ["i32", "pointer", "u32", "i32", "pointer"],
+      result: "i32",
+      nonblocking: true,
+    },
   });
   const fd = libc.symbols.socket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER);
   if (fd < 0) throw new Error("Cannot open a netfilter netlink socket");
@@ -95,49 +100,78 @@ async function main(): Promise<void> {
   })();
   out("ready");
 
-  const buf = new Uint8Array(1024 * 1024);
+  // recvmmsg: up to SLOTS notifications per call (one call per notification costs too much
+  // when a proxy rewrites 100k+ rules). struct mmsghdr is 64 bytes on 64-bit Linux: msghdr
+  // (name 8, namelen 4+4, iov 8, iovlen 8, control 8, controllen 8, flags 4+4) + msg_len 4+4.
+  // The buffers live in C memory (calloc) so that nothing the kernel writes into can be moved
+  // or freed by the JavaScript heap while a call is in flight on another thread.
+  const SLOTS = 512;
+  const SLOT_SIZE = 32 * 1024;
+  const alloc = (size: number) => {
+    const ptr = libc.symbols.calloc(BigInt(size), 1n);
+    if (ptr === null) throw new Error(`Cannot allocate ${size} bytes for the listener`);
+    return { ptr, bytes: new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(ptr, size)) };
+  };
+  const data = alloc(SLOTS * SLOT_SIZE);
+  const iovs = alloc(SLOTS * 16);
+  const hdrs = alloc(SLOTS * 64);
+  const buf = data.bytes;
+  const base = BigInt(Deno.UnsafePointer.value(data.ptr));
+  const iovBase = BigInt(Deno.UnsafePointer.value(iovs.ptr));
+  const iv = new DataView(iovs.bytes.buffer);
+  const mv = new DataView(hdrs.bytes.buffer);
+  for (let i = 0; i < SLOTS; i++) {
+    iv.setBigUint64(i * 16, base + BigInt(i * SLOT_SIZE), true);
+    iv.setBigUint64(i * 16 + 8, BigInt(SLOT_SIZE), true);
+    mv.setBigUint64(i * 64 + 16, iovBase + BigInt(i * 16), true);
+    mv.setBigUint64(i * 64 + 24, 1n, true);
+  }
+  const MSG_WAITFORONE = 0x10000;
   const dv = new DataView(buf.buffer);
   let txMessages = 0;
   let lost = 0;
   for (;;) {
-    const n = Number(await libc.symbols.recv(fd, buf, BigInt(buf.length), 0));
-    if (n < 0) {
+    const count = await libc.symbols.recvmmsg(fd, hdrs.ptr, SLOTS, MSG_WAITFORONE, null);
+    if (count < 0) {
       out(`lost ${++lost}`);
       continue;
     }
-    for (let off = 0; off + 16 <= n;) {
-      const len = dv.getUint32(off, true);
-      const type = dv.getUint16(off + 4, true);
-      if (len < 16 || off + len > n) break;
-      if (Deno.env.get("KPB_DEBUG")) out(`msg ${type >> 8} ${type & 0xff} ${len}`);
-      if (type >> 8 === NFNL_SUBSYS_NFTABLES) {
-        const msg = type & 0xff;
-        if (msg === MSG.gen) {
-          const at = performance.timeOrigin + performance.now();
-          for (const w of watches.values()) {
-            if (w.appear ? w.news > w.dels : w.dels > w.news) {
-              out(`hit ${w.id} ${at.toFixed(3)} ${txMessages}`);
-              watches.delete(w.id);
-            }
-            w.news = 0;
-            w.dels = 0;
-          }
-          txMessages = 0;
-        } else {
-          txMessages++;
-          const isNew = msg === MSG.newChain || msg === MSG.newRule || msg === MSG.newElem;
-          const isDel = msg === MSG.delChain || msg === MSG.delRule || msg === MSG.delElem;
-          if ((isNew || isDel) && watches.size > 0) {
+    for (let slot = 0; slot < count; slot++) {
+      const start = slot * SLOT_SIZE;
+      const n = start + Math.min(mv.getUint32(slot * 64 + 56, true), SLOT_SIZE);
+      for (let off = start; off + 16 <= n;) {
+        const len = dv.getUint32(off, true);
+        const type = dv.getUint16(off + 4, true);
+        if (len < 16 || off + len > n) break;
+        if (type >> 8 === NFNL_SUBSYS_NFTABLES) {
+          const msg = type & 0xff;
+          if (msg === MSG.gen) {
+            const at = performance.timeOrigin + performance.now();
             for (const w of watches.values()) {
-              if (w.patterns.some((p) => contains(buf, off + 16, off + len, p))) {
-                if (isNew) w.news++;
-                else w.dels++;
+              if (w.appear ? w.news > w.dels : w.dels > w.news) {
+                out(`hit ${w.id} ${at.toFixed(3)} ${txMessages}`);
+                watches.delete(w.id);
+              }
+              w.news = 0;
+              w.dels = 0;
+            }
+            txMessages = 0;
+          } else {
+            txMessages++;
+            const isNew = msg === MSG.newChain || msg === MSG.newRule || msg === MSG.newElem;
+            const isDel = msg === MSG.delChain || msg === MSG.delRule || msg === MSG.delElem;
+            if ((isNew || isDel) && watches.size > 0) {
+              for (const w of watches.values()) {
+                if (w.patterns.some((p) => contains(buf, off + 16, off + len, p))) {
+                  if (isNew) w.news++;
+                  else w.dels++;
+                }
               }
             }
           }
         }
+        off += (len + 3) & ~3;
       }
-      off += (len + 3) & ~3;
     }
   }
 }

@@ -24,7 +24,7 @@ import {
   readSlice,
   replaceSliceEndpoints,
 } from "./api_cluster.ts";
-import { type BenchNetns, createBenchNetns } from "./netns.ts";
+import { atExit, type BenchNetns, createBenchNetns } from "./netns.ts";
 import {
   cpuSecondsOf,
   markerChain,
@@ -390,6 +390,8 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
       serviceClusterIpRange: BENCH_SERVICE_RANGE,
       advertiseAddress: BENCH_NODE_IPV4,
     });
+    // On SIGINT/SIGTERM the fixture's processes are killed at unload; remove its folder too.
+    const forget = atExit(() => Deno.removeSync(cluster.dir, { recursive: true }));
     const proxies: ProxyRun[] = [];
     const changes: Record<string, ChangeRecord[]> = {};
     let creation: CreationStats;
@@ -485,12 +487,18 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
               .map((c) => c.transactionMessages[r.spec.label])
               .filter((x): x is number => typeof x === "number");
             const missed = r.proxy === null ? 0 : changes[phase].length - samples.length;
+            const watchTrouble = [
+              ...(r.watch.closed ? ["the kernel-event listener died"] : []),
+              ...(r.watch.lost > 0 ? [`${r.watch.lost} listener buffer overruns`] : []),
+            ];
             proxies.push({
               spec: r.spec,
               services: size,
               endpointsPerService: options.endpointsPerService,
               fullSyncMs: r.fullSyncMs,
-              note: r.note ?? (missed > 0 ? `${missed} changes not seen in time` : null),
+              note: r.note ??
+                ([...(missed > 0 ? [`${missed} changes not seen in time`] : []), ...watchTrouble]
+                  .join("; ") || null),
               latency: samples.length > 0 ? summarize(samples) : null,
               transactionMessages: median(txs),
               hwm: mem?.hwm ?? null,
@@ -510,6 +518,7 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
       }
     } finally {
       await cluster.stop();
+      forget();
     }
     results.push({
       services: size,

@@ -43,8 +43,26 @@ function killSync(pid: number): void {
   } catch { /* gone */ }
 }
 
+const exitHooks = new Set<() => void>();
+
+/**
+ * Runs `fn` (synchronously) if the bench is interrupted or exits before the returned function
+ * is called; for clean-up that must happen even then.
+ */
+export function atExit(fn: () => void): () => void {
+  hookExit();
+  exitHooks.add(fn);
+  return () => exitHooks.delete(fn);
+}
+
 /** Synchronous last-resort clean-up (unload and signal handlers cannot await). */
 function removeAllSync(): void {
+  for (const fn of exitHooks) {
+    try {
+      fn();
+    } catch { /* best effort */ }
+  }
+  exitHooks.clear();
   for (const name of open.keys()) {
     for (const pid of ipSync(["netns", "pids", name]).split(/\s+/).filter((p) => p !== "")) {
       killSync(Number(pid));

@@ -97,6 +97,11 @@ export class NfEventWatch {
     return watch;
   }
 
+  /** True once the listener process has ended (its sightings are then all null). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Receive-buffer overruns so far (events lost during huge transactions). */
   get lost(): number {
     return this.#lost;
