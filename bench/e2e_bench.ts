@@ -149,6 +149,8 @@ export interface E2EOptions {
   readonly logDir: string;
   /** Progress sink. */
   readonly log: (line: string) => void;
+  /** Receives the results so far after each phase (to keep them if a later phase fails). */
+  readonly checkpoint?: (partial: readonly E2ESizeResult[]) => Promise<void>;
 }
 
 interface Running {
@@ -322,7 +324,9 @@ async function runSeries(
   seed: number,
   log: (line: string) => void,
 ): Promise<ChangeRecord[]> {
-  const live = running.filter((r) => r.proxy !== null && r.proxy.exited() === null);
+  const live = running.filter((r) =>
+    r.proxy !== null && r.proxy.exited() === null && r.fullSyncMs !== null
+  );
   const rand = seededRandom(seed);
   const records: ChangeRecord[] = [];
   const start = nowMs();
@@ -435,8 +439,15 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
           }
           const marker = (mode: ProxyMode) =>
             markerChain(mode, last.metadata.namespace ?? "default", last.metadata.name, "http");
+          const failedFullSync = new Set<string>();
           for (const r of running) {
             const key = r.spec.label;
+            const family = `${r.spec.impl} ${r.spec.mode}`;
+            if (failedFullSync.has(family)) {
+              r.note = `skipped (${family} with default flags did not finish its first sync)`;
+              log(`    ${key}: ${r.note}`);
+              continue;
+            }
             const before = previous.get(key);
             if (before !== undefined) {
               const estimate = before.fullSyncMs * (size / before.services) ** 1.3;
@@ -457,8 +468,11 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
             if (seenAt === null) {
               r.note = r.proxy.exited() !== null
                 ? `exited (${r.proxy.exited()?.code}); see ${logPath}`
-                : `no full sync within ${fmt(options.fullSyncCapMs * 2)}`;
+                : `no full sync within ${fmt(options.fullSyncCapMs * 2)}; stopped`;
               log(`    ${key}: ${r.note}`);
+              failedFullSync.add(family);
+              // It would only slow the others down and hold every change until its timeout.
+              await r.proxy.stop();
               continue;
             }
             r.fullSyncMs = seenAt - r.proxy.startedAt;
@@ -515,6 +529,13 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
             await r.ns.remove();
           }
         }
+        await options.checkpoint?.([...results, {
+          services: size,
+          endpointsPerService: options.endpointsPerService,
+          creation,
+          proxies,
+          changes,
+        }]);
       }
     } finally {
       await cluster.stop();

@@ -199,6 +199,7 @@ async function main(): Promise<number> {
   let e2e: Awaited<ReturnType<typeof runE2E>> = [];
   if (values.e2e) {
     const logDir = await Deno.makeTempDir({ prefix: "kpb-e2e-logs-" });
+    await Deno.mkdir(values.out, { recursive: true });
     progress(`e2e: proxy logs in ${logDir}`);
     e2e = await timed("e2e", () =>
       runE2E({
@@ -210,7 +211,13 @@ async function main(): Promise<number> {
         phaseBudgetMs: Number(values["e2e-phase-budget"]) * 1000,
         logDir,
         log: progress,
+        checkpoint: (partial) =>
+          Deno.writeTextFile(
+            `${values.out}/results.partial.json`,
+            JSON.stringify(partial, null, 1),
+          ),
       }));
+    await Deno.remove(`${values.out}/results.partial.json`).catch(() => {});
     console.log(
       "## End to end\n\n" + headlineTable(e2e) + "\n\n" + targetLines(e2e).join("\n") + "\n",
     );
