@@ -38,6 +38,11 @@ export interface KubeReflectorOptions {
   readonly onChange: (change: CacheChange) => void;
   /** Called after every successful list. */
   readonly onListed?: () => void;
+  /**
+   * Called when a list succeeds or a watch is accepted after failures: the API server answers
+   * again. {@link KubernetesSource} uses it to cut the other kinds' backoff short.
+   */
+  readonly onReachable?: () => void;
   /** Log sink. */
   readonly log?: (line: string) => void;
   /** `timeoutSeconds` asked of each watch; default a random 300–600 s like client-go. */
@@ -107,6 +112,9 @@ export class KubeReflector {
   #endWatch: (() => void) | null = null;
   #wake: (() => void) | null = null;
   #pending: CacheChange | null = null;
+  /** Failed lists and watches since the last one that worked. */
+  #failures = 0;
+  #inBackoff = false;
   #stats = { lists: 0, watches: 0, expired: 0, idleRestarts: 0, failures: 0 };
 
   /** Makes a reflector; call {@link start}. */
@@ -145,28 +153,35 @@ export class KubeReflector {
     this.#running = null;
   }
 
+  /**
+   * Ends a backoff wait now, if one is under way: another kind reached the API server, so this
+   * one should not sleep out a delay grown while the server was away.
+   */
+  retryNow(): void {
+    if (this.#inBackoff) this.#wake?.();
+  }
+
   /** Drops the current watch as if it had gone quiet (tests). */
   restartWatch(): void {
     this.#endWatch?.();
   }
 
   async #run(): Promise<void> {
-    let failures = 0;
     let needList = true;
     while (!this.#stopped) {
       if (needList) {
         try {
           await this.#list();
           needList = false;
-          failures = 0;
+          this.#recovered("list");
         } catch (error) {
           if (this.#stopped) break;
-          failures++;
+          this.#failures++;
           this.#stats.failures++;
           needList = true;
-          const delay = backoffDelayMs(failures, this.#opts.backoff ?? DEFAULT_BACKOFF);
+          const delay = backoffDelayMs(this.#failures, this.#opts.backoff ?? DEFAULT_BACKOFF);
           this.#log(`${this.#name} list failed (retry in ${delay} ms): ${message(error)}`);
-          await this.#sleep(delay);
+          await this.#backoff(delay);
           continue;
         }
       }
@@ -180,36 +195,60 @@ export class KubeReflector {
               `relisting`,
           );
           needList = true;
-          failures = 0;
+          this.#failures = 0;
           break;
         case "idle":
           this.#stats.idleRestarts++;
           this.#log(
             `${this.#name} watch was quiet for ${this.#idleMs() / 1000} s; restarting it`,
           );
-          failures = 0;
+          this.#failures = 0;
           break;
         case "closed":
           // A server that closes at once, again and again, is failing: back off.
-          if (end.events > 0 || end.ms >= 1_000) failures = 0;
+          if (end.events > 0 || end.ms >= 1_000) this.#failures = 0;
           else {
-            failures++;
-            await this.#sleep(backoffDelayMs(failures, this.#opts.backoff ?? DEFAULT_BACKOFF));
+            this.#failures++;
+            await this.#backoff(
+              backoffDelayMs(this.#failures, this.#opts.backoff ?? DEFAULT_BACKOFF),
+            );
           }
           break;
         case "error": {
           // A watch that worked and then broke (the API server went away) starts a new series
           // of retries: the first comes quickly, whatever earlier outages cost.
-          if (end.healthy === true) failures = 0;
-          failures++;
+          if (end.healthy === true) this.#failures = 0;
+          this.#failures++;
           this.#stats.failures++;
-          const delay = backoffDelayMs(failures, this.#opts.backoff ?? DEFAULT_BACKOFF);
+          const delay = backoffDelayMs(this.#failures, this.#opts.backoff ?? DEFAULT_BACKOFF);
           this.#log(`${this.#name} watch failed (retry in ${delay} ms): ${message(end.error)}`);
-          await this.#sleep(delay);
+          await this.#backoff(delay);
           break;
         }
       }
     }
+  }
+
+  async #backoff(ms: number): Promise<void> {
+    this.#inBackoff = true;
+    try {
+      await this.#sleep(ms);
+    } finally {
+      this.#inBackoff = false;
+    }
+  }
+
+  /** A list succeeded or a watch was accepted: the API server answers this kind again. */
+  #recovered(what: "list" | "watch"): void {
+    if (this.#failures > 0) {
+      this.#log(
+        `${this.#name} ${what} resumed after ${this.#failures} failed attempt` +
+          `${this.#failures === 1 ? "" : "s"}`,
+      );
+      this.#opts.onReachable?.();
+    }
+    // A list proves the server works; a watch only once it has lasted (see the "error" end).
+    if (what === "list") this.#failures = 0;
   }
 
   #idleMs(): number {
@@ -368,7 +407,10 @@ export class KubeReflector {
       }).then(
         (h) => {
           if (finished) h.abort();
-          else handle = h;
+          else {
+            handle = h;
+            this.#recovered("watch");
+          }
         },
         (error) => finish({ kind: "error", error }),
       );

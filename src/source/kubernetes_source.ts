@@ -153,6 +153,12 @@ export class KubernetesSource {
         ...(o.pageSize === undefined ? {} : { pageSize: o.pageSize }),
         onChange: (change) => o.onEvents(change.events, change.errors, change.triggerTimes),
         onListed: () => this.#onListed(resource.kind),
+        // The API server answers again: kinds still sleeping out a long backoff retry now.
+        onReachable: () => {
+          for (const [kind, other] of this.#reflectors) {
+            if (kind !== resource.kind) other.retryNow();
+          }
+        },
       });
       this.#caches.set(resource.kind, cache);
       this.#reflectors.set(resource.kind, reflector);

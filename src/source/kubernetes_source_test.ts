@@ -101,3 +101,58 @@ Deno.test("KubernetesSource.start throws on an unusable configuration", async ()
   });
   await assert.rejects(source.start(), /Cannot read kubeconfig/);
 });
+
+/** Services fail until `servicesUp`; the Node's first list fails, its second waits for `release`. */
+class OutageTransport implements KubeTransport {
+  readonly listCalls: Array<{ path: string; at: number }> = [];
+  servicesUp = false;
+  release: () => void = () => {};
+  readonly #nodeAnswer = new Promise<void>((r) => (this.release = r));
+  async list(path: string): Promise<KubeListPage> {
+    this.listCalls.push({ path, at: Date.now() });
+    if (path === "/api/v1/services" && !this.servicesUp) throw new Error("connection refused");
+    if (path === "/api/v1/nodes") {
+      if (this.calls(path) === 1) throw new Error("connection refused");
+      await this.#nodeAnswer;
+    }
+    return { items: [], resourceVersion: "10", continue: "" };
+  }
+  watch(): Promise<{ abort(): void }> {
+    return Promise.resolve({ abort: () => {} });
+  }
+  calls(path: string): number {
+    return this.listCalls.filter((c) => c.path === path).length;
+  }
+}
+
+Deno.test("KubernetesSource: once one kind reaches the API server again, the others retry at once", async () => {
+  const transport = new OutageTransport();
+  const lines: string[] = [];
+  const source = new KubernetesSource({
+    qps: 0,
+    burst: 0,
+    nodeName: "node-a",
+    transport,
+    // 500 ms, 1 s, 2 s, …: after three failures Services would next try 2 s later.
+    backoff: { initialMs: 500, maxMs: 60_000, jitter: 0 },
+    log: (line) => lines.push(line),
+    onEvents: () => {},
+  });
+  await source.start();
+  try {
+    await until("three failed Service lists", () => transport.calls("/api/v1/services") === 3);
+    await until("the Node's second list", () => transport.calls("/api/v1/nodes") === 2);
+    transport.servicesUp = true;
+    const back = Date.now();
+    transport.release();
+    await until("a fourth Service list", () => transport.calls("/api/v1/services") === 4);
+    const retried = (transport.listCalls.findLast((c) => c.path === "/api/v1/services")?.at ?? 0) -
+      back;
+    assert.ok(retried < 1_000, `Services retried ${retried} ms after the Node list worked`);
+    await until("synced", () => source.synced);
+    assert.ok(lines.includes("Node list resumed after 1 failed attempt"), lines.join("\n"));
+    assert.ok(lines.includes("Service list resumed after 3 failed attempts"), lines.join("\n"));
+  } finally {
+    await source.stop();
+  }
+});

@@ -100,6 +100,29 @@ function svc(name: string, ip: string): Record<string, unknown> {
  * `[]`); returns when the first of them was sent. Three batches of eight: a subset of the old
  * endpoints cannot pass by chance.
  */
+/**
+ * Waits until every kind whose list or watch failed in `log` has logged that it resumed since its
+ * last failure, then a little longer: a watch counts as working once it has lasted 1 s.
+ */
+async function allResumed(log: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = log();
+    const lastFailure = new Map<string, number>();
+    const lastResume = new Map<string, number>();
+    for (const m of text.matchAll(/ (\w+) (?:watch|list) (failed|resumed) /g)) {
+      (m[2] === "failed" ? lastFailure : lastResume).set(m[1] as string, m.index);
+    }
+    const waiting = [...lastFailure].filter(([kind, at]) => (lastResume.get(kind) ?? -1) < at);
+    if (waiting.length === 0) break;
+    if (Date.now() > deadline) {
+      throw new Error(`not resumed: ${waiting.map(([kind]) => kind).join(", ")}`);
+    }
+    await sleep(100);
+  }
+  await sleep(1_500);
+}
+
 async function converge(
   topology: Topology,
   target: typeof WEB | typeof API,
@@ -215,6 +238,8 @@ Deno.test({
           const webAt = await converge(topology, WEB, round.web.map((i) => `pod${i}`), 60_000);
           const apiAt = await converge(topology, API, round.api, 60_000);
           caughtUp = Math.max(webAt, apiAt);
+          // Every kind is listing and watching again before the next outage begins.
+          await allResumed(() => k.log().slice(logFrom), 30_000);
         } finally {
           const probes = await loop.stop();
           const failures = failedProbes(probes, ["pod0", "pod1"]);
