@@ -12,7 +12,7 @@ import {
   parseKubeObject,
   rawObjectName,
 } from "../model/kube_object.ts";
-import { canonicalJSON } from "../snapshot/hash.ts";
+import { canonicalJSON, contentHash } from "../snapshot/hash.ts";
 import type { ProxyEvent } from "../snapshot/proxy_state.ts";
 import { parseRFC3339 } from "./kube_trigger_time.ts";
 
@@ -46,7 +46,8 @@ export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
 
 interface Entry {
   readonly object: KubeObject;
-  readonly text: string;
+  /** Hash of the object's canonical text: tells a real change from a resend, in 32 bytes. */
+  readonly digest: string;
 }
 
 function asRecord(value: unknown): Record<string, unknown> | null {
@@ -172,7 +173,7 @@ export class KubeObjectCache {
             continue;
           }
           next.set(key, parsed);
-          if (old === undefined || old.text !== parsed.text) this.#upserted(parsed, raw, change);
+          if (old === undefined || old.digest !== parsed.digest) this.#upserted(parsed, raw, change);
         }
       },
       commit: () => {
@@ -207,7 +208,7 @@ export class KubeObjectCache {
     }
     const old = this.#entries.get(key);
     this.#entries.set(key, parsed);
-    if (old === undefined || old.text !== parsed.text) this.#upserted(parsed, raw, change);
+    if (old === undefined || old.digest !== parsed.digest) this.#upserted(parsed, raw, change);
     return change;
   }
 
@@ -237,7 +238,7 @@ export class KubeObjectCache {
       };
     }
     const object = withKeptAnnotations(result.value);
-    return { object, text: contentText(object) };
+    return { object, digest: contentHash(contentText(object)) };
   }
 
   #upserted(entry: Entry, raw: unknown, change: CacheChange): void {
