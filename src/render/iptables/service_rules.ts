@@ -15,6 +15,7 @@ import {
 import { quoteComment } from "./comment.ts";
 import { cidrHolds, type FamilyContext } from "./family_context.ts";
 import { probability } from "./probability.ts";
+import { flatText, flatTexts } from "../flat_text.ts";
 
 /** The two tables kproxy writes. */
 export type IptablesTable = "filter" | "nat";
@@ -321,5 +322,9 @@ export function renderServicePort(
       ],
     });
   }
-  return { id, topRules: top, chains };
+  return {
+    id,
+    topRules: top.map((r) => ({ table: r.table, chain: r.chain, spec: flatText(r.spec) })),
+    chains: chains.map((c) => ({ name: flatText(c.name), rules: flatTexts(c.rules) })),
+  };
 }

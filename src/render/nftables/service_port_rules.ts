@@ -13,6 +13,7 @@ import { cidrContains, parseCIDR, parseIP } from "../../model/ip.ts";
 import type { EndpointInfo, ServicePortFamily, ServicePortSnapshot } from "../../snapshot/types.ts";
 import type { ChainSpec, ElementSpec, FamilyContext, ServicePortRules, SetSpec } from "./model.ts";
 import { endpointNameBase, FIXED, protocolKeyword, servicePortNameBase } from "./names.ts";
+import { flatText, flatTexts } from "../flat_text.ts";
 
 /** Above this many endpoints a policy chain uses one numgen map rule instead of a cascade. */
 export const CASCADE_MAX_ENDPOINTS = 16;
@@ -235,5 +236,14 @@ export function renderServicePort(
     elements.push({ set: FIXED.hairpinSet, key: `${ip} . ${ip}`, value: null });
   }
 
-  return { id: sp.id, chains, sets, elements };
+  return {
+    id: sp.id,
+    chains: chains.map((c) => ({ name: flatText(c.name), rules: flatTexts(c.rules) })),
+    sets,
+    elements: elements.map((e) => ({
+      set: e.set,
+      key: flatText(e.key),
+      value: e.value === null ? null : flatText(e.value),
+    })),
+  };
 }
