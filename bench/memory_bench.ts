@@ -8,6 +8,7 @@
 import { writeManifests } from "./gen_manifests.ts";
 import { processMemory } from "./rss_holder.ts";
 import { syntheticCluster } from "./synthetic_cluster.ts";
+import { v8FlagsArg } from "../src/v8_flags.ts";
 
 /** Memory of one holder run. */
 export interface HolderMemory {
@@ -32,7 +33,7 @@ export async function measureHolderMemory(size: number, backend: string): Promis
     await writeManifests(syntheticCluster({ services: size }), dir, { format: "json" });
     const t0 = performance.now();
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", HOLDER, dir, backend],
+      args: ["run", "-A", v8FlagsArg(), HOLDER, dir, backend],
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",

@@ -15,6 +15,7 @@ import { servicePortChainNames } from "../src/render/iptables/chain_names.ts";
 import { fixtureBinary } from "../tests/fixtures/apiserver.ts";
 import { pollUntil } from "./rule_watch.ts";
 import { BENCH_CLUSTER_CIDRS, BENCH_NODE_NAME } from "./synthetic_cluster.ts";
+import { v8FlagsArg } from "../src/v8_flags.ts";
 
 /** Which implementation. */
 export type ProxyImpl = "kproxy" | "kube-proxy";
@@ -67,7 +68,7 @@ export function proxyArgv(spec: ProxySpec, kubeconfig: string): string[] {
     common.push(`--${flag}=${spec.minSyncPeriod}`);
   }
   if (spec.impl === "kproxy") {
-    return [Deno.execPath(), "run", "-A", `${REPO}src/cli/main.ts`, ...common];
+    return [Deno.execPath(), "run", "-A", v8FlagsArg(), `${REPO}src/cli/main.ts`, ...common];
   }
   return [
     fixtureBinary("kube-proxy"),

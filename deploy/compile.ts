@@ -18,6 +18,7 @@
 import { parseArgs } from "node:util";
 import { kproxyPermissionArgs, kproxyPermissionFlags } from "./kproxy_permissions.ts";
 import { BUILD_INFO_FILE, type BuildInfo, KPROXY_VERSION } from "../src/version.ts";
+import { v8FlagsArg } from "../src/v8_flags.ts";
 
 /** The targets kproxy ships for. */
 export const COMPILE_TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] as const;
@@ -117,6 +118,7 @@ export function denoCompileArgs(options: CompileOptions): string[] {
     "--quiet",
     `--target=${options.target}`,
     `--output=${options.output}`,
+    v8FlagsArg(),
     ...kproxyPermissionArgs(),
     `${REPO_DIR}/${ENTRY_POINT}`,
   ];

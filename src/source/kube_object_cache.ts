@@ -173,7 +173,9 @@ export class KubeObjectCache {
             continue;
           }
           next.set(key, parsed);
-          if (old === undefined || old.digest !== parsed.digest) this.#upserted(parsed, raw, change);
+          if (old === undefined || old.digest !== parsed.digest) {
+            this.#upserted(parsed, raw, change);
+          }
         }
       },
       commit: () => {

@@ -32,6 +32,7 @@ import {
 import { KPROXY_TOOLS } from "../../deploy/kproxy_permissions.ts";
 import { KPROXY_VERSION } from "../../src/version.ts";
 import { REPO_DIR } from "./_manifests.ts";
+import { KPROXY_V8_FLAGS } from "../../src/v8_flags.ts";
 
 const X86 = "x86_64-unknown-linux-gnu";
 const ARM = "aarch64-unknown-linux-gnu";
@@ -71,8 +72,15 @@ Deno.test("denoCompileArgs: quiet, target, output, baked permissions, the CLI en
   assert.ok(args.includes(`--target=${ARM}`));
   assert.ok(args.includes("--output=/o/kproxy"));
   assert.ok(args.includes(`--allow-run=${KPROXY_TOOLS.join(",")}`));
+  assert.ok(args.includes(`--v8-flags=${KPROXY_V8_FLAGS.join(",")}`));
   assert.ok(!args.some((a) => a === "-A" || a === "--allow-all" || a === "--allow-run"));
   assert.equal(args.at(-1), `${REPO_DIR}/src/cli/main.ts`);
+});
+
+Deno.test("deno task kproxy runs with the V8 flags the binary bakes in", async () => {
+  const config = JSON.parse(await Deno.readTextFile(`${REPO_DIR}/deno.json`));
+  const task: string = config.tasks.kproxy;
+  assert.ok(task.includes(` --v8-flags=${KPROXY_V8_FLAGS.join(",")} `), task);
 });
 
 Deno.test("elfTarget reads the CPU of an ELF header", () => {

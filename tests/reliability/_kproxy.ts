@@ -10,6 +10,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { runToolResult } from "../../src/apply/run_tool.ts";
+import { v8FlagsArg } from "../../src/v8_flags.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -86,6 +87,7 @@ export async function startKproxy(
       "--allow-all",
       "--quiet",
       "--no-prompt",
+      v8FlagsArg(),
       MAIN,
       ...args,
     ],
@@ -179,7 +181,16 @@ export async function runKproxyOnce(
 ): Promise<{ code: number; log: string }> {
   const r = await runToolResult(
     Deno.execPath(),
-    ["run", "--allow-all", "--quiet", "--no-prompt", `--config=${REPO}deno.json`, MAIN, ...args],
+    [
+      "run",
+      "--allow-all",
+      "--quiet",
+      "--no-prompt",
+      `--config=${REPO}deno.json`,
+      v8FlagsArg(),
+      MAIN,
+      ...args,
+    ],
     { netns, timeoutMs: 120_000 },
   );
   return { code: r.code, log: r.stdout + r.stderr };
