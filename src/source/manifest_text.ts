@@ -32,11 +32,31 @@ function flattenLists(doc: unknown, out: unknown[], seen: Set<unknown>): void {
   out.push(doc);
 }
 
+/** The documents of a file that is one JSON value, or null when it is not JSON (then YAML). */
+function jsonDocuments(text: string): unknown[] | null {
+  const first = text.trimStart()[0];
+  if (first !== "{" && first !== "[") return null;
+  try {
+    return [JSON.parse(text)];
+  } catch {
+    return null; // YAML reads it (flow style) or names the syntax error
+  }
+}
+
+/**
+ * A copy of a validated object that owns its strings. js-yaml returns slices of the file's
+ * text, so one kept name would pin the whole file in memory (34 MiB of YAML at 10k services).
+ */
+function detached(object: KubeObject): KubeObject {
+  return JSON.parse(JSON.stringify(object));
+}
+
 /** Parses the text of one manifest file; `origin` (its path) prefixes every error. */
 export function parseManifestText(text: string, origin: string): ManifestObjects {
   const raws: unknown[] = [];
+  const json = jsonDocuments(text);
   try {
-    const docs = yaml.loadAll(text, undefined, { schema: yaml.CORE_SCHEMA, json: true });
+    const docs = json ?? yaml.loadAll(text, undefined, { schema: yaml.CORE_SCHEMA, json: true });
     const seen = new Set<unknown>();
     // Lists nested through a long chain of aliases can still overflow the stack: caught here.
     for (const doc of docs) flattenLists(doc, raws, seen);
@@ -57,7 +77,7 @@ export function parseManifestText(text: string, origin: string): ManifestObjects
   const errors: ObjectError[] = [];
   for (const raw of raws) {
     const r = parseKubeObject(raw, origin);
-    if (r.ok === true) objects.push(r.value);
+    if (r.ok === true) objects.push(json === null ? detached(r.value) : r.value);
     else if (r.ok === false) errors.push(r.error);
   }
   return { objects, errors };
