@@ -12,8 +12,17 @@ import type { ChainSpec, ElementSpec, FamilyContext, ServicePortRules, SetSpec }
 import { TABLE_NAME } from "./names.ts";
 import { renderServicePort } from "./service_port_rules.ts";
 
-/** Claims on shared elements: set → key → claiming service port id → value. */
-export type ElementClaims = Map<string, Map<string, Map<string, string | null>>>;
+/**
+ * The claims on one key of a shared set or map: almost always one service port (kept as a small
+ * object; a Map per key cost ~10 MiB at 10k services), a Map of port id → value when several
+ * ports claim the same key.
+ */
+export type KeyClaims =
+  | { readonly id: string; readonly value: string | null }
+  | Map<string, string | null>;
+
+/** Claims on shared elements: set → key → who claims it, with what value. */
+export type ElementClaims = Map<string, Map<string, KeyClaims>>;
 
 /** One family's table as kproxy means it to be (also its memory of what is live). */
 export interface FamilyTable {
@@ -39,31 +48,53 @@ export interface IncrementalPlan {
   commit(): void;
 }
 
-/** The winning claim of a key: the smallest service port id (deterministic). */
-function winner(claims: Map<string, string | null> | undefined): { value: string | null } | null {
-  if (claims === undefined || claims.size === 0) return null;
+/** The `[port id, value]` pairs of a key's claims. */
+function claimEntries(claims: KeyClaims | undefined): Array<[string, string | null]> {
+  if (claims === undefined) return [];
+  return claims instanceof Map ? [...claims] : [[claims.id, claims.value]];
+}
+
+/** The claim that wins a key: the smallest service port id (deterministic). */
+function winningClaim(
+  claims: KeyClaims | Map<string, string | null> | undefined,
+): { readonly id: string; readonly value: string | null } | null {
+  if (claims === undefined) return null;
+  if (!(claims instanceof Map)) return claims;
   let best: string | null = null;
   for (const id of claims.keys()) if (best === null || id < best) best = id;
-  return { value: claims.get(best as string) ?? null };
+  return best === null ? null : { id: best, value: claims.get(best) ?? null };
 }
 
 function addClaims(claims: ElementClaims, id: string, elements: readonly ElementSpec[]): void {
   for (const el of elements) {
     let byKey = claims.get(el.set);
     if (byKey === undefined) claims.set(el.set, byKey = new Map());
-    let byId = byKey.get(el.key);
-    if (byId === undefined) byKey.set(el.key, byId = new Map());
-    if (!byId.has(id)) byId.set(id, el.value);
+    const held = byKey.get(el.key);
+    if (held === undefined) byKey.set(el.key, { id, value: el.value });
+    else if (held instanceof Map) {
+      if (!held.has(id)) held.set(id, el.value);
+    } else if (held.id !== id) {
+      byKey.set(el.key, new Map([[held.id, held.value], [id, el.value]]));
+    }
   }
 }
 
 function removeClaims(claims: ElementClaims, id: string, elements: readonly ElementSpec[]): void {
   for (const el of elements) {
     const byKey = claims.get(el.set);
-    const byId = byKey?.get(el.key);
-    if (byId === undefined) continue;
-    byId.delete(id);
-    if (byId.size === 0) byKey?.delete(el.key);
+    const held = byKey?.get(el.key);
+    if (byKey === undefined || held === undefined) continue;
+    if (!(held instanceof Map)) {
+      if (held.id === id) byKey.delete(el.key);
+      continue;
+    }
+    held.delete(id);
+    const left = [...held];
+    if (left.length === 0) byKey.delete(el.key);
+    else if (left.length === 1) {
+      const [only, value] = left[0] as [string, string | null];
+      byKey.set(el.key, { id: only, value });
+    }
   }
 }
 
@@ -124,13 +155,9 @@ function liveElements(table: FamilyTable): Map<string, string[]> {
   for (const s of table.fixed.sets) out.set(s.name, [...s.fixedElements]);
   for (const [id, rules] of table.ports) {
     for (const el of rules.elements) {
-      const byId = table.claims.get(el.set)?.get(el.key);
-      const win = winner(byId);
-      if (win === null) continue;
+      const win = winningClaim(table.claims.get(el.set)?.get(el.key));
       // Emit once, from the winning claimant.
-      let best: string | null = null;
-      for (const cid of byId?.keys() ?? []) if (best === null || cid < best) best = cid;
-      if (best !== id) continue;
+      if (win === null || win.id !== id) continue;
       out.get(el.set)?.push(elementText(el.key, win.value));
     }
   }
@@ -243,14 +270,14 @@ export function planIncremental(
   for (const [set, keys] of touched) {
     for (const key of keys) {
       const liveClaims = live.claims.get(set)?.get(key);
-      const nextClaims = new Map(liveClaims ?? []);
+      const nextClaims = new Map(claimEntries(liveClaims));
       for (const u of updates) {
         nextClaims.delete(u.id);
         const el = u.after?.elements.find((e) => e.set === set && e.key === key);
         if (el !== undefined) nextClaims.set(u.id, el.value);
       }
-      const a = winner(liveClaims);
-      const b = winner(nextClaims);
+      const a = winningClaim(liveClaims);
+      const b = winningClaim(nextClaims);
       if (a !== null && (b === null || a.value !== b.value)) {
         deleteElements.push(`delete element ${t} ${set} { ${key} }`);
       }
