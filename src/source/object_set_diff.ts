@@ -1,16 +1,20 @@
 /** Turns two complete object sets into the upsert/delete events between them (pure). */
 import { type KubeObject, objectKey } from "../model/kube_object.ts";
 import type { ProxyEvent } from "../snapshot/proxy_state.ts";
-import { canonicalJSON } from "../snapshot/hash.ts";
+import { canonicalJSON, contentHash } from "../snapshot/hash.ts";
 
-/** Objects by store key, with their canonical text for cheap comparison. */
-export type ObjectSet = ReadonlyMap<string, { readonly object: KubeObject; readonly text: string }>;
+/** Objects by store key, with a hash of their canonical text for cheap comparison. */
+export type ObjectSet = ReadonlyMap<
+  string,
+  { readonly object: KubeObject; readonly digest: string }
+>;
 
 /** Indexes objects by key; a later object with the same key wins, as `kubectl apply` would. */
 export function toObjectSet(objects: readonly KubeObject[]): ObjectSet {
-  const out = new Map<string, { object: KubeObject; text: string }>();
+  const out = new Map<string, { object: KubeObject; digest: string }>();
   for (const object of objects) {
-    out.set(objectKey(object), { object, text: canonicalJSON(object.object) });
+    // A 128-bit hash, not the text: the text of every object would stay in memory otherwise.
+    out.set(objectKey(object), { object, digest: contentHash(canonicalJSON(object.object)) });
   }
   return out;
 }
@@ -19,7 +23,9 @@ export function toObjectSet(objects: readonly KubeObject[]): ObjectSet {
 export function diffObjectSets(before: ObjectSet, after: ObjectSet): ProxyEvent[] {
   const events: ProxyEvent[] = [];
   for (const [key, entry] of after) {
-    if (before.get(key)?.text !== entry.text) events.push({ type: "upsert", object: entry.object });
+    if (before.get(key)?.digest !== entry.digest) {
+      events.push({ type: "upsert", object: entry.object });
+    }
   }
   for (const [key, entry] of before) {
     if (after.has(key)) continue;
