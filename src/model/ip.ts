@@ -113,10 +113,17 @@ export function parseIP(text: string): ParsedIP | null {
   if (typeof text !== "string") return null;
   if (text.includes(":")) {
     const value = parseIPv6(text);
-    return value === null ? null : { family: "IPv6", text: formatIPv6(value), value };
+    return value === null
+      ? null
+      : { family: "IPv6", text: sameText(text, formatIPv6(value)), value };
   }
   const value = parseIPv4(text);
-  return value === null ? null : { family: "IPv4", text: formatIPv4(value), value };
+  return value === null ? null : { family: "IPv4", text: sameText(text, formatIPv4(value)), value };
+}
+
+/** `canonical`, as the `input` string itself when they are equal (one copy in memory, not two). */
+function sameText(input: string, canonical: string): string {
+  return input === canonical ? input : canonical;
 }
 
 /** Parses `network/prefix`; host bits are cleared in the canonical form. */
