@@ -15,6 +15,7 @@ import type { Applier } from "../src/apply/applier.ts";
 import { ManifestSource } from "../src/source/manifest_source.ts";
 import { SyncLoop } from "../src/sync/sync_loop.ts";
 import { BENCH_SETTINGS } from "./_fixtures.ts";
+import { scheduleMemoryRelease } from "../src/cli/release_memory.ts";
 
 /** Reads `VmHWM` and `VmRSS` (bytes) of a process from /proc. */
 export async function processMemory(pid: number | "self"): Promise<{ hwm: number; rss: number }> {
@@ -38,6 +39,8 @@ async function main(dir: string, mode: string): Promise<void> {
     settings: BENCH_SETTINGS,
     minSyncPeriodMs: 10,
     syncPeriodMs: 3_600_000,
+    // As `kproxy` does (src/cli/run_command.ts): memory goes back after each full sync.
+    hooks: { onSynced: (record) => record.full && scheduleMemoryRelease() },
   });
   const source = new ManifestSource(dir, {
     onEvents: (events) => loop.enqueue(events),
@@ -46,6 +49,7 @@ async function main(dir: string, mode: string): Promise<void> {
   loop.start();
   await source.start();
   await loop.settled(600_000);
+  await new Promise((r) => setTimeout(r, 200)); // the release scheduled by the sync
   console.log(
     `settled ${(performance.now() - t0).toFixed(0)} ${loop.state.snapshot.servicePorts.length}`,
   );

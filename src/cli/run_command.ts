@@ -14,6 +14,7 @@ import type { ProxyEvent } from "../snapshot/proxy_state.ts";
 import { ManifestSource } from "../source/manifest_source.ts";
 import { SyncLoop, type SyncLoopHooks } from "../sync/sync_loop.ts";
 import { hostAddresses, hostIPFamilies, nodeNameOf, snapshotSettingsOf } from "./settings.ts";
+import { scheduleMemoryRelease } from "./release_memory.ts";
 
 /** Options of {@link runProxy}. */
 export interface RunOptions {
@@ -87,6 +88,7 @@ function withChangeCounts(
       pending.endpoints = 0;
       metrics.changesPending(pending);
       hooks.onSynced?.(record, snapshot, result);
+      if (record.full) scheduleMemoryRelease();
     },
   };
 }
