@@ -243,12 +243,17 @@ export class SyncLoop {
     }
     const snapshot = this.#state.snapshot;
     const start = Date.now();
-    const periodic = start - this.#lastFullSync >= this.#opts.syncPeriodMs;
+    const changed = [...this.#unsynced].sort();
+    const sinceFull = start - this.#lastFullSync;
+    // A periodic resync that falls due while changes wait runs right after their partial sync,
+    // so the changes are not held up by a rewrite of everything (seconds at 10k services); under
+    // constant churn it is never put off by more than one more period.
+    const periodic = sinceFull >= this.#opts.syncPeriodMs &&
+      (changed.length === 0 || sinceFull >= 2 * this.#opts.syncPeriodMs);
     const full = this.#needFull || periodic;
     this.#lastSyncStart = start;
     const queuedSince = this.#queuedSince;
     this.#queuedSince = null;
-    const changed = [...this.#unsynced].sort();
     try {
       const t0 = performance.now();
       const result = await this.#opts.applier.sync({

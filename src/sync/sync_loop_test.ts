@@ -298,6 +298,50 @@ Deno.test("sync loop: periodic full resync after syncPeriod", async () => {
   });
 });
 
+Deno.test("sync loop: a change that meets a due periodic resync goes live first", async () => {
+  await withLoop({ syncPeriodMs: 300 }, async (loop, applier) => {
+    loop.enqueue([service("web", 10)]);
+    loop.markSourcesSynced();
+    await loop.settled();
+    const first = applier.calls.length;
+    // The periodic resync falls due while the applier is busy; a change waits meanwhile.
+    applier.delayMs = 400;
+    await waitFor("the periodic resync", () => applier.calls.length === first + 1);
+    loop.enqueue([service("api", 11)]);
+    await waitFor("two more syncs", () => applier.calls.length >= first + 3, 3_000);
+    const [resync, change, next] = applier.calls.slice(first);
+    assert.equal(resync?.request.full, true);
+    // The change waited for the resync in flight (nothing can cut a sync short), but when it ran
+    // the next resync was already due (400 ms > 300 ms): it went first, as a partial sync...
+    assert.equal(change?.request.full, false);
+    assert.deepEqual(change?.request.changedServicePorts, ["default/api:http"]);
+    // ...and the resync followed at once.
+    assert.equal(next?.request.full, true);
+    assert.deepEqual(next?.request.changedServicePorts, []);
+  });
+});
+
+Deno.test("sync loop: under constant churn a periodic resync is put off by one period at most", async () => {
+  await withLoop({ syncPeriodMs: 100 }, async (loop, applier) => {
+    loop.enqueue([service("web", 10)]);
+    loop.markSourcesSynced();
+    await loop.settled();
+    const t0 = Date.now();
+    for (let i = 0; Date.now() - t0 < 700; i++) {
+      loop.enqueue([endpoints("web", 1 + (i % 50))]);
+      await sleep(5);
+    }
+    await loop.settled();
+    const full = applier.calls.filter((c) => c.request.full && c.at >= t0).map((c) => c.at);
+    assert.ok(full.length >= 3, `${full.length} full syncs in 700 ms of churn`);
+    for (let i = 1; i < full.length; i++) {
+      const gap = (full[i] ?? 0) - (full[i - 1] ?? 0);
+      // Due after 100 ms, put off until 200 ms at most; the rest is scheduling slack.
+      assert.ok(gap <= 350, `full syncs ${gap} ms apart`);
+    }
+  });
+});
+
 Deno.test("sync loop: requestFullSync and node changes make the next sync full", async () => {
   const nodes: string[] = [];
   await withLoop(
