@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { LIBC_PATHS } from "../src/apply/nft_generation.ts";
 
 /**
  * Programs kproxy runs (by name, resolved on PATH when the binary starts): `nft` (nftables
@@ -76,6 +77,11 @@ export function kproxyPermissionFlags(): readonly PermissionFlag[] {
     {
       flag: `--allow-sys=${KPROXY_SYS.join(",")}`,
       reason: "default node name and --nodeport-addresses matching",
+    },
+    {
+      flag: `--allow-ffi=${LIBC_PATHS.join(",")}`,
+      reason: "libc only, for one netlink request that reads the nf_tables generation, so a " +
+        "periodic resync skips rewriting rules nobody touched (src/apply/nft_generation.ts)",
     },
     { flag: "--no-prompt", reason: "a daemon must fail, not ask" },
   ];

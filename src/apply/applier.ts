@@ -9,6 +9,12 @@ export interface SyncRequest {
   readonly changedServicePorts: readonly string[];
   /** Rewrite everything kproxy owns (first sync, periodic resync, after a failure). */
   readonly full: boolean;
+  /**
+   * `full` only because `--sync-period` has elapsed (not after a failure or a node or option
+   * change): an applier that can tell nobody has touched the rules since its last sync may send
+   * just the changes.
+   */
+  readonly resync?: boolean;
 }
 
 /** What a successful sync did. */

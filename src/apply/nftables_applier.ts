@@ -23,6 +23,7 @@ import { registerApplier } from "./appliers.ts";
 import { clearConntrack, staleConntrackFilters } from "./conntrack.ts";
 import { clearStaleConntrackAtStart } from "./conntrack_start.ts";
 import { runTool, runToolResult } from "./run_tool.ts";
+import { nextGeneration, readNftGeneration } from "./nft_generation.ts";
 
 /** Options of {@link NftablesApplier}. */
 export interface NftablesApplierOptions {
@@ -38,6 +39,11 @@ export interface NftablesApplierOptions {
   readonly conntrackCleanup?: boolean;
   /** The families to program (default both; IPv4 only on hosts without IPv6). */
   readonly families?: readonly IPFamily[];
+  /**
+   * Reads the namespace's nf_tables generation (default: by netlink when nft runs in this
+   * process's namespace; never with `netns`). Null means unknown: resyncs rewrite everything.
+   */
+  readonly generation?: () => number | null;
 }
 const NFT_TIMEOUT_MS = 120_000;
 
@@ -89,6 +95,9 @@ export class NftablesApplier implements Applier {
   #live: FamilyTable[] | null = null;
   #lastSnapshot: ProxySnapshot | null = null;
   #lastKind: NftablesSyncKind | null = null;
+  readonly #readGeneration: () => number | null;
+  /** The nf_tables generation right after this applier's last transaction, when known. */
+  #generation: number | null = null;
 
   /** Makes an applier; nothing runs until the first sync. */
   constructor(options: NftablesApplierOptions = {}) {
@@ -98,6 +107,8 @@ export class NftablesApplier implements Applier {
     this.#log = options.log ?? (() => {});
     this.#conntrackCleanup = options.conntrackCleanup ?? true;
     this.#families = options.families ?? ["IPv4", "IPv6"];
+    this.#readGeneration = options.generation ??
+      (options.netns === undefined ? readNftGeneration : () => null);
   }
 
   /** The kind of the last successful sync (for tests and logs). */
@@ -122,7 +133,11 @@ export class NftablesApplier implements Applier {
   async sync(request: SyncRequest): Promise<SyncResult> {
     const { snapshot } = request;
     const live = this.#live;
-    const partialOK = !request.full && live !== null;
+    // A periodic resync when no nftables transaction at all was committed in this namespace
+    // since ours: the kernel holds exactly what we wrote, so only the changes need sending.
+    const untouched = request.full && request.resync === true && live !== null &&
+      this.#generation !== null && this.#readGeneration() === this.#generation;
+    const partialOK = (!request.full || untouched) && live !== null;
     let next: FamilyTable[];
     let kind: NftablesSyncKind;
     let lines: string[];
@@ -154,13 +169,18 @@ export class NftablesApplier implements Applier {
     const script = lines.join("\n") + "\n";
     const linesSent = lines.length === 0 ? 0 : script.split("\n").length - 1;
     if (lines.length > 0) {
+      const before = this.#readGeneration();
       try {
         await runTool(this.#nft, ["-f", "-"], this.#toolOptions(script));
       } catch (error) {
         // nft transactions are atomic: the old rules stay. Rewrite everything next time.
         this.#live = null;
+        this.#generation = null;
         throw error;
       }
+      // Known only when ours was the one transaction between the two reads.
+      const after = this.#readGeneration();
+      this.#generation = before !== null && after === nextGeneration(before) ? after : null;
     }
     commit();
     this.#lastKind = kind;

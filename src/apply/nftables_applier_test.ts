@@ -151,6 +151,69 @@ Deno.test("nftables applier: a failed transaction throws and the next sync is fr
   }
 });
 
+Deno.test("nftables applier: a resync sends only the changes while nobody else committed", async () => {
+  const f = await fakes();
+  try {
+    // The namespace's generation: one step per transaction, ours (fake nft calls) or others'.
+    let foreign = 0;
+    let failing = false;
+    const generation = () =>
+      failing ? null : 100 + foreign + Deno.readTextFileSync(`${f.dir}/nft.log`)
+        .split("==END==\n").filter((s) => s !== "").length;
+    await Deno.writeTextFile(`${f.dir}/nft.log`, "");
+    const applier = new NftablesApplier({
+      nftPath: f.nft,
+      conntrackCleanup: false,
+      generation,
+    });
+    const resync = { changedServicePorts: [], full: true, resync: true } as const;
+    const a = dns(["198.18.1.1", "198.18.1.2"]);
+    await applier.sync({ snapshot: a, changedServicePorts: [], full: true });
+    assert.equal(applier.lastSyncKind, "scratch");
+
+    // Untouched since: the resync sends nothing at all.
+    let result = await applier.sync({ snapshot: a, ...resync });
+    assert.equal(result.full, false);
+    assert.equal(result.linesSent, 0);
+    assert.equal((await f.calls("nft")).length, 1);
+
+    // A change that comes with the resync is all it sends.
+    const b = dns(["198.18.1.2"]);
+    result = await applier.sync({
+      snapshot: b,
+      ...resync,
+      changedServicePorts: ["default/dns:dns"],
+    });
+    assert.equal(applier.lastSyncKind, "partial");
+    assert.equal(result.linesSent, 4);
+
+    // Someone else committed a transaction (to any table): the resync rewrites everything...
+    foreign++;
+    result = await applier.sync({ snapshot: b, ...resync });
+    assert.equal(result.full, true);
+    assert.equal(applier.lastSyncKind, "flush");
+    // ...after which ours is again the last transaction.
+    result = await applier.sync({ snapshot: b, ...resync });
+    assert.equal(result.linesSent, 0);
+
+    // A full sync that is not a resync (after a failure, a node change) always rewrites.
+    result = await applier.sync({ snapshot: b, changedServicePorts: [], full: true });
+    assert.equal(applier.lastSyncKind, "flush");
+
+    // When the generation cannot be read around our transaction, resyncs rewrite.
+    failing = true;
+    await applier.sync({ snapshot: a, changedServicePorts: ["default/dns:dns"], full: false });
+    failing = false;
+    result = await applier.sync({ snapshot: a, ...resync });
+    assert.equal(applier.lastSyncKind, "flush");
+    result = await applier.sync({ snapshot: a, ...resync });
+    assert.equal(result.linesSent, 0);
+    assert.equal((await f.calls("nft")).length, 6);
+  } finally {
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
+
 Deno.test("nftables applier: registered for the nftables mode", () => {
   assert.equal(applierFor(DEFAULT_PROXY_CONFIG).name, "nftables");
 });

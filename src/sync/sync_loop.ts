@@ -260,12 +260,14 @@ export class SyncLoop {
         snapshot,
         changedServicePorts: changed,
         full,
+        resync: periodic && !this.#needFull,
       });
       const durationMs = performance.now() - t0;
       const record: SyncRecord = {
         startedAt: start,
         durationMs,
-        full,
+        // What happened: a resync finds nothing to repair when nobody touched the rules.
+        full: result.full,
         ok: true,
         error: null,
         snapshotHash: snapshot.hash,
@@ -278,8 +280,9 @@ export class SyncLoop {
       this.#failures = 0;
       if (full) this.#lastFullSync = start;
       this.#lastSynced = snapshot;
+      const kind = result.full ? "full" : full ? "partial (resync: rules untouched)" : "partial";
       this.#log(
-        `sync ok: ${full ? "full" : "partial"}, ${snapshot.servicePorts.length} service ports, ` +
+        `sync ok: ${kind}, ${snapshot.servicePorts.length} service ports, ` +
           `${changed.length} changed, ${result.linesSent} lines, ${durationMs.toFixed(1)} ms, ` +
           `snapshot ${snapshot.hash}`,
       );

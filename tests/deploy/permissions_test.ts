@@ -19,6 +19,7 @@ import {
   KPROXY_TOOLS,
   kproxyPermissionArgs,
 } from "../../deploy/kproxy_permissions.ts";
+import { LIBC_PATHS } from "../../src/apply/nft_generation.ts";
 import { REPO_DIR } from "./_manifests.ts";
 
 /** Non-test TypeScript files of src/, with their text. */
@@ -100,6 +101,42 @@ Deno.test("src/ writes no files: the binary has no --allow-write", () => {
     assert.doesNotMatch(text, writes, `${path} writes files: grant --allow-write for that path`);
   }
   assert.ok(!kproxyPermissionArgs().some((a) => a.startsWith("--allow-write")));
+});
+
+Deno.test("the baked permissions open libc for the nf_tables generation, and nothing else", async () => {
+  const libc = LIBC_PATHS.find((p) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  });
+  if (libc === undefined) {
+    console.error(`  (no glibc at ${LIBC_PATHS.join(", ")}: skipped)`);
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "kp-ffi-" });
+  try {
+    const script = `${dir}/probe.ts`;
+    const module = new URL("../../src/apply/nft_generation.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { readNftGeneration } from "${module}";\n` +
+        `console.log(readNftGeneration());\n` +
+        `try { Deno.dlopen("${dir}/other.so", {}); console.log("opened"); }\n` +
+        `catch (e) { console.log(e.name); }\n`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...kproxyPermissionArgs(), script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const [generation, other] = new TextDecoder().decode(out.stdout).trim().split("\n");
+    assert.match(generation ?? "", /^\d+$/, new TextDecoder().decode(out.stderr));
+    assert.equal(other, "NotCapable", "no other library may be loaded");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("every tool the appliers can run is granted, and every grant is runnable", () => {
