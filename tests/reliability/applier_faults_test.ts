@@ -150,6 +150,14 @@ async function failureCase(mode: Mode): Promise<void> {
       if (tamper.check !== undefined) await tamper.check(topology);
       console.log(`  ${mode}: ${tamper.name} repaired after ${repairedAt - t0} ms`);
     }
+    if (mode === "nftables") {
+      // 4. Nobody touches anything: the next resync reads the namespace's nf_tables generation,
+      // finds only its own last transaction, and rewrites nothing.
+      const from = kproxy.log().length;
+      const [line] = await kproxy.waitForLog(/sync ok: [^\n]*/, SYNC_PERIOD_MS + 3000, from);
+      assert.match(line, /sync ok: partial \(resync: rules untouched\), .* 0 lines/, line);
+      await waitForPods(topology, ["pod1"], 3000);
+    }
     assert.equal(await userTable(topology), userBefore, "the user's table is untouched");
     assert.equal(kproxy.exitStatus(), null, "kproxy kept running");
   } catch (e) {
