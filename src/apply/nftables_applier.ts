@@ -178,9 +178,13 @@ export class NftablesApplier implements Applier {
         this.#generation = null;
         throw error;
       }
-      // Known only when ours was the one transaction between the two reads.
+      // Trusted only when ours was the one transaction between the two reads and, for a partial
+      // sync (which repairs nothing else), when nobody had committed since our last one either.
       const after = this.#readGeneration();
-      this.#generation = before !== null && after === nextGeneration(before) ? after : null;
+      const custody = kind !== "partial" || before === this.#generation;
+      this.#generation = custody && before !== null && after === nextGeneration(before)
+        ? after
+        : null;
     }
     commit();
     this.#lastKind = kind;

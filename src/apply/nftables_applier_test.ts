@@ -196,6 +196,24 @@ Deno.test("nftables applier: a resync sends only the changes while nobody else c
     result = await applier.sync({ snapshot: b, ...resync });
     assert.equal(result.linesSent, 0);
 
+    // Someone else commits, then a change is synced before the next resync: the partial sync
+    // repairs nothing else, so the resync after it still rewrites everything.
+    foreign++;
+    result = await applier.sync({
+      snapshot: a,
+      changedServicePorts: ["default/dns:dns"],
+      full: false,
+    });
+    assert.equal(applier.lastSyncKind, "partial");
+    result = await applier.sync({ snapshot: a, ...resync });
+    assert.equal(applier.lastSyncKind, "flush");
+    result = await applier.sync({
+      snapshot: b,
+      ...resync,
+      changedServicePorts: ["default/dns:dns"],
+    });
+    assert.equal(applier.lastSyncKind, "partial");
+
     // A full sync that is not a resync (after a failure, a node change) always rewrites.
     result = await applier.sync({ snapshot: b, changedServicePorts: [], full: true });
     assert.equal(applier.lastSyncKind, "flush");
@@ -208,7 +226,7 @@ Deno.test("nftables applier: a resync sends only the changes while nobody else c
     assert.equal(applier.lastSyncKind, "flush");
     result = await applier.sync({ snapshot: a, ...resync });
     assert.equal(result.linesSent, 0);
-    assert.equal((await f.calls("nft")).length, 6);
+    assert.equal((await f.calls("nft")).length, 9);
   } finally {
     await Deno.remove(f.dir, { recursive: true });
   }
