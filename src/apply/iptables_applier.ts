@@ -39,6 +39,7 @@ import { registerApplier } from "./appliers.ts";
 import { conntrackDeleteArgs, type ConntrackFilter, staleConntrackFilters } from "./conntrack.ts";
 import { clearStaleConntrackAtStart } from "./conntrack_start.ts";
 import { type RunToolOptions, runToolResult, ToolError, type ToolResult } from "./run_tool.ts";
+import { nextGeneration, readNftGeneration } from "./nft_generation.ts";
 
 /** Which iptables implementation programs the kernel. */
 export type IptablesVariant = "nft" | "legacy";
@@ -87,6 +88,13 @@ export interface IptablesApplierOptions {
   /** Runs the tools (default: {@link runToolResult}). */
   readonly runner?: ToolRunner;
   /**
+   * Reads the namespace's nf_tables generation (default: by netlink when the tools run in this
+   * process's namespace with the default runner). iptables-nft commits one nf_tables transaction
+   * per table section that changes something; iptables-legacy commits none, so with it the
+   * generation never vouches for kproxy's rules and every resync rewrites them.
+   */
+  readonly generation?: () => number | null;
+  /**
    * Restores that would create or delete more chains than this are cut into stages. Default
    * with iptables-nft, whose `--noflush` restore time grows with the square of the chains in
    * one input: 500, or 4 × √(rules in the table) when larger. Unlimited with iptables-legacy,
@@ -130,6 +138,19 @@ const ROUTE_LOCALNET = "net.ipv4.conf.all.route_localnet";
 /** iptables 1.8.9: 1,100-chain batches load 2,000 services × 10 in 1.4 s, one input in 38 s. */
 const NFT_CHAINS_PER_STAGE = 500;
 
+/** Table sections of a restore input that change something (each is one nf_tables commit). */
+export function changingSections(restoreInput: string): number {
+  let count = 0;
+  let lines = 0;
+  for (const line of restoreInput.split("\n")) {
+    if (line.startsWith("*")) lines = 0;
+    else if (line === "COMMIT") {
+      if (lines > 0) count++;
+    } else if (line !== "" && !line.startsWith("#")) lines++;
+  }
+  return count;
+}
+
 /** Programs snapshots as kube-proxy-shaped iptables rules. */
 export class IptablesApplier implements Applier {
   /** Always `iptables`. */
@@ -151,6 +172,11 @@ export class IptablesApplier implements Applier {
   readonly #ownsKubeFirewall = new Set<IPFamily>();
   #lastSnapshot: ProxySnapshot | null = null;
   #lastFull = false;
+  readonly #readGeneration: () => number | null;
+  /** The nf_tables generation right after this applier's last restore, when it vouches for it. */
+  #generation: number | null = null;
+  /** During a sync: the generation the next restore must start from ("any" for a full sync). */
+  #custody: number | "any" | null = null;
 
   /** Makes an applier; nothing runs until the first sync. */
   constructor(options: IptablesApplierOptions = {}) {
@@ -164,6 +190,10 @@ export class IptablesApplier implements Applier {
     this.#restoreTimeoutMs = options.restoreTimeoutMs ?? 1_800_000;
     this.#run = options.runner ?? runToolResult;
     this.#chainsPerStageOption = options.chainsPerStage;
+    this.#readGeneration = options.generation ??
+      (options.netns === undefined && options.runner === undefined
+        ? readNftGeneration
+        : () => null);
   }
 
   /**
@@ -229,8 +259,20 @@ export class IptablesApplier implements Applier {
     const tools = await this.#toolsFor();
     const tool = family === "IPv4" ? tools.restore4 : tools.restore6;
     const args = ["--noflush", "-w"];
+    const before = this.#readGeneration();
     const r = await this.#tool(tool, args, text, this.#restoreTimeoutMs);
     if (r.code !== 0) throw new ToolError([tool, ...args], r);
+    // Still vouched for when this restore's transactions were the only ones since the last.
+    const after = this.#readGeneration();
+    const start = this.#custody;
+    let expected = before;
+    for (let i = 0; expected !== null && i < changingSections(text); i++) {
+      expected = nextGeneration(expected);
+    }
+    this.#custody = (start === "any" || start === before) && before !== null &&
+        after === expected && expected !== before
+      ? after
+      : null;
   }
 
   /** kube-proxy sets route_localnet=1 so NodePorts answer on 127.0.0.1; so does kproxy. */
@@ -251,8 +293,14 @@ export class IptablesApplier implements Applier {
       this.#families.map((f) => [f, JSON.stringify(familyContext(snapshot, f, opts))]),
     );
     const live = this.#live;
-    const full = request.full || live === null ||
+    // A periodic resync when no nf_tables transaction was committed in this namespace since our
+    // last restore: the kernel holds what we wrote, so only the changes need restoring.
+    const untouched = request.full && request.resync === true && live !== null &&
+      this.#generation !== null && this.#readGeneration() === this.#generation;
+    const full = (request.full && !untouched) || live === null ||
       this.#families.some((f) => live.get(f)?.contextKey !== contextKeys.get(f));
+    this.#custody = full ? "any" : this.#generation;
+    const vouched = this.#generation;
     const next = new Map<IPFamily, FamilyLive>();
     let linesSent = 0;
     try {
@@ -286,8 +334,17 @@ export class IptablesApplier implements Applier {
     } catch (error) {
       // Each table commits atomically: what failed kept its old rules. Start over next time.
       this.#live = null;
+      this.#generation = null;
       throw error;
     }
+    // No restore ran: nothing changed hands. Otherwise the last restore's generation, if it
+    // vouched and nothing was committed since.
+    const custody = this.#custody;
+    this.#generation = custody === (full ? "any" : vouched)
+      ? vouched
+      : typeof custody === "number" && this.#readGeneration() === custody
+      ? custody
+      : null;
     this.#live = next;
     this.#lastFull = full;
     const prev = this.#lastSnapshot;

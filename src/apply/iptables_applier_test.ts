@@ -8,7 +8,12 @@ import {
   reconcile,
   type SnapshotSettings,
 } from "../snapshot/proxy_state.ts";
-import { IptablesApplier, parseIptablesVariant, type ToolRunner } from "./iptables_applier.ts";
+import {
+  changingSections,
+  IptablesApplier,
+  parseIptablesVariant,
+  type ToolRunner,
+} from "./iptables_applier.ts";
 
 // IP plan: node-a 198.18.0.10, pods 198.18.1.0/24, services 198.18.128.0/17,
 // external clients 198.19.0.0/24 (see src/render/iptables/_test_cases.ts).
@@ -200,6 +205,101 @@ Deno.test("a node or options change forces a full sync", async () => {
   });
   assert.equal(res.full, true);
   assert.ok(host.v4.save().includes("-d 198.18.128.10 --dport 80 -j KUBE-MARK-MASQ"));
+});
+
+Deno.test("a resync restores only the changes while nobody else committed (iptables-nft)", async () => {
+  const host = new FakeHost();
+  // The namespace's nf_tables generation: iptables-nft commits once per changing table section.
+  let generation = 500;
+  let readable = true;
+  const runner: ToolRunner = async (tool, args, options) => {
+    const result = await host.runner(tool, args, options);
+    if (tool.endsWith("-restore") && result.code === 0) {
+      generation += changingSections(options.stdin ?? "");
+    }
+    return result;
+  };
+  const applier = new IptablesApplier({
+    runner,
+    families: ["IPv4"],
+    generation: () => readable ? generation : null,
+  });
+  const resync = { changedServicePorts: [], full: true, resync: true } as const;
+  let r = reconcile(appState(), [{
+    type: "replace",
+    objects: [...objects([nodeA()]), ...webObjects(2)],
+  }]);
+  await applier.sync({ snapshot: r.state.snapshot, changedServicePorts: [], full: true });
+  const restores = () => host.restores();
+  const afterFirst = restores();
+
+  // Untouched: nothing restored.
+  let res = await applier.sync({ snapshot: r.state.snapshot, ...resync });
+  assert.equal(res.full, false);
+  assert.equal(res.linesSent, 0);
+  assert.equal(restores(), afterFirst);
+
+  // A change that comes with the resync is all it restores.
+  r = reconcile(r.state, upserts(webObjects(1)));
+  res = await applier.sync({
+    snapshot: r.state.snapshot,
+    ...resync,
+    changedServicePorts: r.changedServicePorts,
+  });
+  assert.equal(res.full, false);
+  assert.ok(res.linesSent > 0 && res.linesSent < 40, `${res.linesSent} lines`);
+
+  // Someone else's commit (any table, any tool): the resync rewrites everything...
+  generation++;
+  res = await applier.sync({ snapshot: r.state.snapshot, ...resync });
+  assert.equal(res.full, true);
+  // ...and vouches again afterwards.
+  res = await applier.sync({ snapshot: r.state.snapshot, ...resync });
+  assert.equal(res.linesSent, 0);
+
+  // A foreign commit, then a partial sync: the next resync still repairs.
+  generation++;
+  r = reconcile(r.state, upserts(webObjects(2)));
+  res = await applier.sync({
+    snapshot: r.state.snapshot,
+    changedServicePorts: r.changedServicePorts,
+    full: false,
+  });
+  assert.equal(res.full, false);
+  res = await applier.sync({ snapshot: r.state.snapshot, ...resync });
+  assert.equal(res.full, true);
+
+  // Unreadable around a restore: the next resync rewrites.
+  readable = false;
+  r = reconcile(r.state, upserts(webObjects(1)));
+  await applier.sync({
+    snapshot: r.state.snapshot,
+    changedServicePorts: r.changedServicePorts,
+    full: false,
+  });
+  readable = true;
+  res = await applier.sync({ snapshot: r.state.snapshot, ...resync });
+  assert.equal(res.full, true);
+
+  // iptables-legacy commits no nf_tables transactions: the generation never vouches.
+  const legacy = new IptablesApplier({
+    runner: host.runner,
+    families: ["IPv4"],
+    variant: "legacy",
+    generation: () => 7,
+  });
+  await legacy.sync({ snapshot: r.state.snapshot, changedServicePorts: [], full: true });
+  res = await legacy.sync({ snapshot: r.state.snapshot, ...resync });
+  assert.equal(res.full, true);
+});
+
+Deno.test("changingSections counts the table sections that change something", () => {
+  assert.equal(changingSections("*filter\nCOMMIT\n*nat\nCOMMIT\n"), 0);
+  assert.equal(changingSections("*filter\n:KUBE-X - [0:0]\nCOMMIT\n*nat\nCOMMIT\n"), 1);
+  assert.equal(
+    changingSections("*nat\n:A - [0:0]\n-A A -j RETURN\nCOMMIT\n*filter\n-X B\nCOMMIT\n"),
+    2,
+  );
 });
 
 Deno.test("cleanup leaves iptables-save as it was, user rules included", async () => {

@@ -150,9 +150,9 @@ async function failureCase(mode: Mode): Promise<void> {
       if (tamper.check !== undefined) await tamper.check(topology);
       console.log(`  ${mode}: ${tamper.name} repaired after ${repairedAt - t0} ms`);
     }
-    if (mode === "nftables") {
+    if (mode === "nftables" || /nf_tables/.test(await iptablesVersion(topology))) {
       // 4. Nobody touches anything: the next resync reads the namespace's nf_tables generation,
-      // finds only its own last transaction, and rewrites nothing.
+      // finds only its own last transactions, and rewrites nothing (iptables-legacy cannot).
       const from = kproxy.log().length;
       const [line] = await kproxy.waitForLog(/sync ok: [^\n]*/, SYNC_PERIOD_MS + 3000, from);
       assert.match(line, /sync ok: partial \(resync: rules untouched\), .* 0 lines/, line);
@@ -169,6 +169,11 @@ async function failureCase(mode: Mode): Promise<void> {
     await dir.remove();
     await topology.teardown();
   }
+}
+
+async function iptablesVersion(topology: Topology): Promise<string> {
+  const r = await topology.exec("node", ["iptables", "--version"]);
+  return r.stdout + r.stderr;
 }
 
 interface Tamper {
