@@ -156,6 +156,15 @@ async function main(): Promise<number> {
     return 2;
   }
   const startedAt = new Date().toISOString();
+  // The code the proxies run is the checkout's at the start (it may move on during a long run).
+  const commit = await sh([
+    "git",
+    "-C",
+    new URL("..", import.meta.url).pathname,
+    "rev-parse",
+    "--short",
+    "HEAD",
+  ]);
   const loadStart = await loadAverage();
   const durations: Record<string, number> = {};
   const timed = async <T>(name: string, fn: () => Promise<T> | T): Promise<T> => {
@@ -229,14 +238,7 @@ async function main(): Promise<number> {
       startedAt,
       durations,
       command: `deno run -A bench/run.ts ${Deno.args.join(" ")}`.trim(),
-      commit: await sh([
-        "git",
-        "-C",
-        new URL("..", import.meta.url).pathname,
-        "rev-parse",
-        "--short",
-        "HEAD",
-      ]),
+      commit,
       machine: await machine(),
       load: { start: loadStart, end: await loadAverage() },
       tools: {
