@@ -88,6 +88,49 @@ export function endpointNameBase(
   );
 }
 
+/** The chains of one service port, named from its ServicePortName. */
+export interface ServicePortChainNames {
+  /** `service-…`: picks an endpoint among the Cluster-policy endpoints. */
+  readonly cluster: string;
+  /** `local-…`: picks an endpoint among the node-local endpoints (Local policy). */
+  readonly local: string;
+  /** `external-…`: NodePort, ExternalIP and LoadBalancer traffic (masquerade or policy). */
+  readonly external: string;
+  /** `firewall-…`: loadBalancerSourceRanges of the LoadBalancer IPs. */
+  readonly firewall: string;
+}
+
+/** What naming a service port's objects needs: its ServicePortName parts and protocol. */
+export interface ServicePortNaming {
+  /** Namespace. */
+  readonly namespace: string;
+  /** Service name. */
+  readonly name: string;
+  /** Protocol. */
+  readonly protocol: Protocol;
+  /** Port name (may be empty). */
+  readonly portName: string;
+}
+
+/** The chain names of service port `sp` (the renderer and `kproxy explain` both use these). */
+export function servicePortChainNames(sp: ServicePortNaming): ServicePortChainNames {
+  const base = servicePortNameBase(sp.namespace, sp.name, sp.protocol, sp.portName);
+  return {
+    cluster: `service-${base}`,
+    local: `local-${base}`,
+    external: `external-${base}`,
+    firewall: `firewall-${base}`,
+  };
+}
+
+/** The session affinity set of one endpoint of `sp` (source addresses seen recently). */
+export function affinitySetName(
+  sp: ServicePortNaming,
+  endpoint: { readonly ip: string; readonly port: number },
+): string {
+  return `affinity-${endpointNameBase(sp.namespace, sp.name, sp.protocol, sp.portName, endpoint)}`;
+}
+
 /** True for names of per-service-port chains (fixed names never contain a slash). */
 export function isServicePortObjectName(name: string): boolean {
   return name.includes("/");

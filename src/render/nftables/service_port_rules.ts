@@ -12,7 +12,7 @@
 import { cidrContains, parseCIDR, parseIP } from "../../model/ip.ts";
 import type { EndpointInfo, ServicePortFamily, ServicePortSnapshot } from "../../snapshot/types.ts";
 import type { ChainSpec, ElementSpec, FamilyContext, ServicePortRules, SetSpec } from "./model.ts";
-import { endpointNameBase, FIXED, protocolKeyword, servicePortNameBase } from "./names.ts";
+import { affinitySetName, FIXED, protocolKeyword, servicePortChainNames } from "./names.ts";
 import { flatText, flatTexts } from "../flat_text.ts";
 
 /** Above this many endpoints a policy chain uses one numgen map rule instead of a cascade. */
@@ -29,27 +29,6 @@ export function podSourceMatch(ctx: FamilyContext, negate: boolean): string | nu
 /** `ip:port` or `[ip6]:port`, as a dnat target. */
 export function dnatTarget(ep: { readonly ip: string; readonly port: number }): string {
   return ep.ip.includes(":") ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
-}
-
-interface Names {
-  readonly cluster: string;
-  readonly local: string;
-  readonly external: string;
-  readonly firewall: string;
-}
-
-function chainNames(sp: ServicePortSnapshot): Names {
-  const base = servicePortNameBase(sp.namespace, sp.name, sp.protocol, sp.portName);
-  return {
-    cluster: `service-${base}`,
-    local: `local-${base}`,
-    external: `external-${base}`,
-    firewall: `firewall-${base}`,
-  };
-}
-
-function affinitySetName(sp: ServicePortSnapshot, ep: EndpointInfo): string {
-  return `affinity-${endpointNameBase(sp.namespace, sp.name, sp.protocol, sp.portName, ep)}`;
 }
 
 /** The rules that pick one of `endpoints` (non-empty) and DNAT to it. */
@@ -100,7 +79,7 @@ export function renderServicePort(
 ): ServicePortRules | null {
   const fam = sp.families.find((f) => f.family === ctx.family);
   if (fam === undefined) return null;
-  const names = chainNames(sp);
+  const names = servicePortChainNames(sp);
   const proto = protocolKeyword(sp.protocol);
   const chains: ChainSpec[] = [];
   const sets: SetSpec[] = [];
