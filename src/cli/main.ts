@@ -14,6 +14,7 @@ import {
   ManifestError,
   snapshotFromManifests,
 } from "./offline_commands.ts";
+import { EXPLAIN_FLAGS, EXPLAIN_HELP, runExplain } from "./explain_command.ts";
 import { runProxy } from "./run_command.ts";
 import { nodeNameOf } from "./settings.ts";
 import { formatVersion } from "../version.ts";
@@ -26,6 +27,8 @@ Usage:
   kproxy render --manifests PATH [--proxy-mode M]  the full rule script on stdout
   kproxy diff --from PATH --to PATH [-o text|json|markdown] [--fail-on lost-endpoints]
                                                    what a change does (exit 0 equal, 1 differ)
+  kproxy explain --manifests PATH --to ADDR:PORT[/tcp|udp|sctp] [--from ADDR] [-o text|json]
+                                                   where a packet goes on this node, and why
   kproxy version                                   version, Deno version and commit
   kproxy COMMAND --help                            help for a command
 
@@ -46,6 +49,7 @@ Prints the complete rule script the backend would load (nft -f / iptables-restor
 
 Compares the snapshots (and the backend's rule text) of two manifest trees.
 Exit 0 when equal, 1 when they differ, 2 on bad input, 3 when --fail-on policy is violated.`,
+  explain: EXPLAIN_HELP,
   version: "kproxy version\n\nPrints kproxy's version, the Deno version and the git commit.",
 };
 
@@ -101,6 +105,17 @@ async function main(args: string[]): Promise<number> {
       if (sub === "snapshot") console.log(formatSnapshot(snapshot, values["output"] ?? "table"));
       else console.log(modeRenderer(config.mode).render(snapshot).trimEnd());
       return 0;
+    }
+    case "explain": {
+      const { values } = parseFlags(argv, EXPLAIN_FLAGS);
+      if (values["help"] === "true") {
+        console.log(COMMAND_HELP["explain"]);
+        return 0;
+      }
+      const config = configFromFlags(values, readText);
+      const run = await runExplain(values, config, nodeNameOf(config));
+      console.log(run.text);
+      return run.code;
     }
     case "diff": {
       const { values } = parseFlags(argv, {

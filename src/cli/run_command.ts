@@ -121,6 +121,7 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
     renderer: rendererFor(config.mode),
     healthCheckNodePorts: config.dryRun ? null : hcnp,
     log: logLine,
+    nodeAddresses: hostAddresses(),
   });
   const pending = { services: 0, endpoints: 0 };
   const loop = new SyncLoop({

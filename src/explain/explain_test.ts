@@ -24,7 +24,7 @@ function ask(
   mode: ExplainMode,
   options: Partial<ExplainOptions> = {},
 ): ExplainAnswer {
-  const answer = explainPacket(snapshot, packetOf(parseTarget(to), from, snapshot), {
+  const answer = explainPacket(snapshot, packetOf(parseTarget(to), snapshot, { from }), {
     mode,
     ...options,
   });
@@ -420,7 +420,10 @@ Deno.test("packet syntax: protocols, IPv6 brackets, and clear errors", () => {
   assert.throws(() => parseTarget("198.18.128.10"), /is not ADDR:PORT/);
   assert.throws(() => parseTarget("198.18.128.10:80/icmp"), /tcp, udp or sctp/);
   assert.throws(() => parseTarget("198.18.128.10:0"), /from 1 to 65535/);
-  assert.throws(() => packetOf(parseTarget("198.18.128.10:80"), "fd00::1", WEB), /IPv6 but --to/);
+  assert.throws(
+    () => packetOf(parseTarget("198.18.128.10:80"), WEB, { from: "fd00::1" }),
+    /IPv6 but the destination/,
+  );
 });
 
 Deno.test("every address of every service port, from a pod, the node and outside: consistent answers in both backends", () => {

@@ -106,7 +106,7 @@ export function formatExplanation(a: ExplainAnswer): string {
       }${masq}`,
     );
   }
-  if (a.affinity !== null) {
+  if (a.affinity !== null && a.verdict.kind === "dnat") {
     lines.push(
       `affinity    ClientIP, ${a.affinity.timeoutSeconds}s: ${
         a.affinity.pinnedTo === null

@@ -41,11 +41,18 @@ export class PacketSyntaxError extends Error {
 
 const PROTOCOLS: Readonly<Record<string, Protocol>> = { tcp: "TCP", udp: "UDP", sctp: "SCTP" };
 
+/** Options of {@link parseTarget}. */
+export interface ParseTargetOptions {
+  /** How errors name the text (default `--to`; the HTTP API says `to`). */
+  readonly label?: string;
+}
+
 /**
  * Parses `ADDR:PORT[/tcp|udp|sctp]`; IPv6 addresses are written in brackets
  * (`[fd00::10]:80/udp`). The protocol defaults to TCP.
  */
-export function parseTarget(text: string): ExplainTarget {
+export function parseTarget(text: string, options: ParseTargetOptions = {}): ExplainTarget {
+  const label = options.label ?? "--to";
   const trimmed = text.trim();
   const slash = trimmed.lastIndexOf("/");
   let protocol: Protocol = "TCP";
@@ -55,7 +62,7 @@ export function parseTarget(text: string): ExplainTarget {
     const p = PROTOCOLS[word];
     if (p === undefined) {
       throw new PacketSyntaxError(
-        `--to ${JSON.stringify(text)}: the protocol must be tcp, udp or sctp, not ${
+        `${label} ${JSON.stringify(text)}: the protocol must be tcp, udp or sctp, not ${
           JSON.stringify(word)
         }`,
       );
@@ -73,7 +80,7 @@ export function parseTarget(text: string): ExplainTarget {
     const colon = hostPort.lastIndexOf(":");
     if (colon < 0 || hostPort.indexOf(":") !== colon) {
       throw new PacketSyntaxError(
-        `--to ${JSON.stringify(text)} is not ADDR:PORT (write IPv6 as [ADDR]:PORT)`,
+        `${label} ${JSON.stringify(text)} is not ADDR:PORT (write IPv6 as [ADDR]:PORT)`,
       );
     }
     host = hostPort.slice(0, colon);
@@ -82,13 +89,13 @@ export function parseTarget(text: string): ExplainTarget {
   const ip = parseIP(host);
   if (ip === null) {
     throw new PacketSyntaxError(
-      `--to ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IP address`,
+      `${label} ${JSON.stringify(text)}: ${JSON.stringify(host)} is not an IP address`,
     );
   }
   const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : NaN;
   if (!(port >= 1 && port <= 65535)) {
     throw new PacketSyntaxError(
-      `--to ${JSON.stringify(text)}: the port must be a number from 1 to 65535, not ${
+      `${label} ${JSON.stringify(text)}: the port must be a number from 1 to 65535, not ${
         JSON.stringify(portText)
       }`,
     );
@@ -137,15 +144,25 @@ export function inAnyCIDR(ip: string, cidrs: readonly string[]): boolean {
   });
 }
 
+/** Options of {@link packetOf}. */
+export interface PacketOptions {
+  /** The source address; default: this node's primary IP of the destination's family. */
+  readonly from?: string | undefined;
+  /** How errors name the source (default `--from`; the HTTP API says `from`). */
+  readonly fromLabel?: string;
+}
+
 /**
- * The packet from a target and an optional `--from`. Without one, the packet comes from this
+ * The packet from a target and an optional source. Without one, the packet comes from this
  * node itself (its primary IP of the destination's family), as `curl` on the node would send it.
  */
 export function packetOf(
   target: ExplainTarget,
-  from: string | undefined,
   snapshot: ProxySnapshot,
+  options: PacketOptions = {},
 ): ExplainPacket {
+  const from = options.from;
+  const fromLabel = options.fromLabel ?? "--from";
   const dst = parseIP(target.destination);
   if (dst === null) throw new PacketSyntaxError(`${target.destination} is not an IP address`);
   let source: string;
@@ -155,11 +172,11 @@ export function packetOf(
   } else {
     const src = parseIP(from.trim());
     if (src === null) {
-      throw new PacketSyntaxError(`--from ${JSON.stringify(from)} is not an IP address`);
+      throw new PacketSyntaxError(`${fromLabel} ${JSON.stringify(from)} is not an IP address`);
     }
     if (src.family !== dst.family) {
       throw new PacketSyntaxError(
-        `--from ${src.text} is ${src.family} but --to ${dst.text} is ${dst.family}`,
+        `${fromLabel} ${src.text} is ${src.family} but the destination ${dst.text} is ${dst.family}`,
       );
     }
     source = src.text;

@@ -1,7 +1,7 @@
 /**
  * The metrics server (`--metrics-bind-address`, default `127.0.0.1:10249`): upstream's `/metrics`,
- * `/healthz`, `/configz` and `/proxyMode`, plus kproxy's `/snapshot`, `/diff`, `/rules`, `/readyz`
- * and a status page at `/`. A client's mistake is a 4xx with `{"error": "..."}`.
+ * `/healthz`, `/configz` and `/proxyMode`, plus kproxy's `/snapshot`, `/diff`, `/rules`, `/explain`,
+ * `/readyz` and a status page at `/` (with the explain form). A client's mistake is a 4xx with `{"error": "..."}`.
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
@@ -11,6 +11,10 @@ import { readyzResponse } from "./health.ts";
 import { installErrorHandlers, sendHealth } from "./health_server.ts";
 import type { ProxyRuntime, RuntimeDiff } from "./runtime.ts";
 import { renderStatusPage } from "./status_page.ts";
+import { explainPacket } from "../explain/explain.ts";
+import { formatExplanation } from "../explain/format.ts";
+import { packetOf, PacketSyntaxError, parseTarget } from "../explain/packet.ts";
+import { renderExplainPage } from "./explain_page.ts";
 
 /** What a snapshot hash looks like (hex content hash). */
 const HASH = /^[0-9a-f]{8,64}$/;
@@ -136,6 +140,61 @@ export function createMetricsApp(runtime: ProxyRuntime): Hono {
     }
   });
 
+  app.get("/explain", (c) => {
+    const one = (name: string): string | undefined | null => {
+      const all = c.req.queries(name) ?? [];
+      return all.length > 1 ? null : all[0];
+    };
+    const to = one("to");
+    const from = one("from");
+    const output = one("o") ?? "json";
+    if (to === null || from === null || output === null) {
+      return badRequest(c, "Query parameters to, from and o may each be given once");
+    }
+    if (output !== "json" && output !== "text" && output !== "html") {
+      return badRequest(
+        c,
+        `Query parameter o must be json, text or html, not ${output.slice(0, 40)}`,
+      );
+    }
+    const snapshot = runtime.currentSnapshot();
+    const page = (status: 200 | 400 | 503, view: Parameters<typeof renderExplainPage>[0]) => {
+      c.header("X-Content-Type-Options", "nosniff");
+      c.header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+      return c.html(renderExplainPage(view), status);
+    };
+    const node = snapshot?.node.name ?? (runtime.config().hostnameOverride || "this node");
+    const base = { node, to: to ?? "", from: from ?? "" };
+    if (to === undefined || to.trim() === "") {
+      if (output === "html") return page(200, { ...base, answer: null, error: null });
+      return badRequest(c, "Query parameter to is required (ADDR:PORT[/tcp|udp|sctp])");
+    }
+    if (snapshot === null) {
+      if (output === "html") {
+        return page(503, { ...base, answer: null, error: "No snapshot has been synced yet" });
+      }
+      return noSnapshot(c);
+    }
+    let answer;
+    try {
+      const packet = packetOf(parseTarget(to, { label: "to" }), snapshot, {
+        from: from === "" ? undefined : from,
+        fromLabel: "from",
+      });
+      answer = explainPacket(snapshot, packet, {
+        mode: runtime.config().mode,
+        nodeAddresses: runtime.nodeAddresses(),
+      });
+    } catch (e) {
+      if (!(e instanceof PacketSyntaxError)) throw e;
+      if (output === "html") return page(400, { ...base, answer: null, error: e.message });
+      return badRequest(c, e.message);
+    }
+    if (output === "html") return page(200, { ...base, answer, error: null });
+    if (output === "text") return c.text(formatExplanation(answer) + "\n");
+    return c.json(answer);
+  });
+
   app.get("/", (c) => {
     const prev = previousLiveHash(runtime);
     let latestDiff: RuntimeDiff | null = null;
@@ -162,7 +221,7 @@ export function createMetricsApp(runtime: ProxyRuntime): Hono {
   for (const path of ["/", "/metrics", "/healthz", "/readyz", "/proxyMode", "/configz"]) {
     app.all(path, methodNotAllowed);
   }
-  for (const path of ["/snapshot", "/diff", "/rules"]) app.all(path, methodNotAllowed);
+  for (const path of ["/snapshot", "/diff", "/rules", "/explain"]) app.all(path, methodNotAllowed);
   installErrorHandlers(app);
   return app;
 }

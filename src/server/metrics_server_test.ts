@@ -184,3 +184,52 @@ Deno.test("HEAD works where GET does", async () => {
   assert.equal(res.status, 200);
   assert.equal(await res.text(), "");
 });
+
+Deno.test("/explain: JSON, text and HTML answers from the live snapshot", async () => {
+  const { app } = synced();
+  const res = await app.request("/explain?to=198.18.128.10:80&from=198.18.1.50");
+  assert.equal(res.status, 200);
+  const body = await res.json();
+  assert.equal(body.match.servicePort, "default/web:http");
+  assert.equal(body.match.kind, "ClusterIP");
+  assert.equal(body.verdict.kind, "dnat");
+  assert.equal(body.mode, "nftables");
+  assert.equal(body.snapshot, SNAPSHOT_B.hash);
+  assert.deepEqual(
+    body.endpoints.map((e: { ip: string }) => e.ip),
+    ["198.18.1.2", "198.18.1.3", "198.18.1.7"],
+  );
+  const text = await (await app.request("/explain?to=198.18.0.10:30080&from=198.19.0.2&o=text"))
+    .text();
+  assert.match(text, /^match +default\/web:http: NodePort 30080 on node address 198\.18\.0\.10/m);
+  assert.match(text, /^masquerade +yes: externalTrafficPolicy Cluster/m);
+  const html = await app.request("/explain?o=html&to=198.18.128.10:80");
+  assert.equal(html.status, 200);
+  assert.match(html.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+  const page = await html.text();
+  assert.match(page, /<pre class="answer">packet +TCP 198\.18\.0\.10 → 198\.18\.128\.10:80/);
+  assert.match(page, /data-verdict="dnat"/);
+  // Without `to`, the HTML form alone.
+  const form = await (await app.request("/explain?o=html")).text();
+  assert.match(form, /<form class="explain" method="get" action="\/explain">/);
+});
+
+Deno.test("/explain: mistakes are 4xx naming the parameter, none before the first sync", async () => {
+  const { app } = synced();
+  assert.match(await errorOf(await app.request("/explain")), /to is required/);
+  const bad = await app.request("/explain?to=198.18.128.10");
+  assert.equal(bad.status, 400);
+  assert.match(await errorOf(bad), /^to "198\.18\.128\.10" is not ADDR:PORT/);
+  assert.match(
+    await errorOf(await app.request("/explain?to=198.18.128.10:80&from=nope")),
+    /^from "nope" is not an IP address/,
+  );
+  assert.match(await errorOf(await app.request("/explain?to=1.2.3.4:1&o=xml")), /o must be json/);
+  assert.match(await errorOf(await app.request("/explain?to=a:1&to=b:2")), /once/);
+  const htmlBad = await app.request("/explain?o=html&to=%3Cscript%3E");
+  assert.equal(htmlBad.status, 400);
+  const page = await htmlBad.text();
+  assert.ok(!page.includes("<script>"), "the bad input is escaped");
+  assert.equal((await empty().app.request("/explain?to=198.18.128.10:80")).status, 503);
+  assert.equal((await app.request("/explain", { method: "POST" })).status, 405);
+});

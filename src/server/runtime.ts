@@ -40,4 +40,6 @@ export interface ProxyRuntime {
   liveRules(): Promise<string>;
   /** The most recent sync attempts, newest first. */
   recentSyncs(): readonly SyncRecord[];
+  /** This node's own addresses (what `kproxy explain` treats as local), as read at start. */
+  nodeAddresses(): readonly string[];
 }

@@ -35,6 +35,8 @@ export interface ProxyRuntimeStoreOptions {
   readonly log?: (line: string) => void;
   /** Clock (default `Date.now`). */
   readonly now?: () => number;
+  /** This node's addresses, for `/explain` (default: none beyond what the snapshot knows). */
+  readonly nodeAddresses?: readonly string[];
 }
 
 const RENDER_CACHE_SIZE = 4;
@@ -117,6 +119,11 @@ export class ProxyRuntimeStore implements ProxyRuntime {
   /** Recent sync attempts, newest first. */
   recentSyncs(): readonly SyncRecord[] {
     return this.#syncs;
+  }
+
+  /** This node's addresses. */
+  nodeAddresses(): readonly string[] {
+    return this.#opts.nodeAddresses ?? [];
   }
 
   /** Records a sync attempt; a successful one makes `snapshot` current and keeps it. */

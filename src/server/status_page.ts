@@ -1,6 +1,6 @@
 /**
- * The server-rendered status page at `/` (pure): this node's services and endpoints, the last
- * syncs, and the latest change. Plain HTML with inline CSS, every value escaped, no scripts.
+ * The server-rendered status page at `/` (pure): the explain form, this node's services and
+ * endpoints, the last syncs, and the latest change. Plain HTML with inline CSS, every value escaped, no scripts.
  */
 import type { ProxyConfig } from "../config/proxy_config.ts";
 import { endpointAddress, endpointState } from "../snapshot/snapshot_diff.ts";
@@ -11,6 +11,7 @@ import type {
   ServicePortSnapshot,
 } from "../snapshot/types.ts";
 import { markup, type SafeHtml, trustedHtml } from "./_html.ts";
+import { explainForm } from "./explain_page.ts";
 import type { HealthStatus } from "./health.ts";
 import type { RuntimeDiff, SyncRecord } from "./runtime.ts";
 
@@ -60,6 +61,7 @@ li.unused{color:#7a8590}
 pre.diff{background:#fff;border:1px solid #d5dae0;border-radius:6px;padding:8px;overflow:auto;max-height:480px}
 .add{color:#1b5e20}.del{color:#8a1c1c}.hunk{color:#1d3b5a}
 .muted{color:#6b7680}
+form.explain input{font:13px ui-monospace,monospace}
 `;
 
 function isoTime(ms: number | null): string {
@@ -230,6 +232,8 @@ export function renderStatusPage(view: StatusPageView): string {
   } · <a href="/metrics">metrics</a> · <a href="/snapshot">snapshot</a> · <a href="/rules">rules</a> · <a href="/configz">config</a></div>
 <div class="badges">${badges}</div></header>
 <main>
+<h2>Explain a packet</h2>
+${explainForm()}
 ${services}
 ${syncsSection(view.syncs, view.maxSyncs ?? 20)}
 ${diffSection(view.latestDiff)}

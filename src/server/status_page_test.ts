@@ -82,3 +82,16 @@ spec:
   });
   assert.match(limited, /and 1 more service ports/);
 });
+
+Deno.test("the page offers the explain form", () => {
+  const page = renderStatusPage({
+    config: DEFAULT_PROXY_CONFIG,
+    health: health(),
+    snapshot: SNAPSHOT_A,
+    syncs: [],
+    latestDiff: null,
+  });
+  assert.match(page, /<form class="explain" method="get" action="\/explain">/);
+  assert.match(page, /<input name="to"/);
+  assert.match(page, /<input type="hidden" name="o" value="html">/);
+});

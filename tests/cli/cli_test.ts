@@ -79,6 +79,7 @@ Deno.test("cli: --help for each command", async () => {
     [["run", "--help"], /--hostname-override VALUE/],
     [["snapshot", "--help"], /^kproxy snapshot --manifests PATH/],
     [["render", "--help"], /^kproxy render --manifests PATH/],
+    [["explain", "--help"], /^kproxy explain \(--manifests PATH[\s\S]*--to ADDR:PORT/],
     [
       ["diff", "--help"],
       /^kproxy diff --from PATH --to PATH[\s\S]*Exit 0 when equal, 1 when they differ/,
@@ -343,4 +344,61 @@ Deno.test({
       assert.ok(render.stdout.length > 0);
     });
   },
+});
+
+Deno.test("cli: explain answers in text and JSON from manifests, in both backends", async () => {
+  const text = await kproxy(
+    "explain",
+    "--manifests",
+    EXAMPLES,
+    ...NODE,
+    "--to",
+    "198.18.250.1:443",
+    "--from",
+    "198.19.0.7",
+  );
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^match +shop\/api:https: LoadBalancerIP 198\.18\.250\.1:443/m);
+  assert.match(text.stdout, /^verdict +DNAT: DNAT to 198\.18\.1\.30:8443$/m);
+  assert.match(text.stdout, /198\.18\.1\.31:8443 +node-b: externalTrafficPolicy: Local/);
+  assert.match(text.stdout, /^  ip kproxy firewall-[A-Z2-7]{8}-shop\/api\/tcp\/https$/m);
+  for (const mode of ["nftables", "iptables"]) {
+    const json = await kproxy(
+      "explain",
+      "--manifests",
+      EXAMPLES,
+      ...NODE,
+      "--proxy-mode",
+      mode,
+      "--to",
+      "198.18.250.1:443",
+      "--from",
+      "198.19.1.7",
+      "-o",
+      "json",
+    );
+    assert.equal(json.code, 0, json.stderr);
+    const answer = JSON.parse(json.stdout);
+    assert.equal(answer.mode, mode);
+    assert.equal(answer.verdict.kind, "drop", `${mode}: outside loadBalancerSourceRanges`);
+    assert.match(answer.verdict.reason, /outside the loadBalancerSourceRanges/);
+  }
+});
+
+Deno.test("cli: explain usage errors exit 2 with one line", async () => {
+  const cases: [string[], RegExp][] = [
+    [["explain", "--manifests", EXAMPLES], /^kproxy: explain needs --to ADDR:PORT/],
+    [["explain", "--manifests", EXAMPLES, "--to", "198.18.128.10"], /is not ADDR:PORT/],
+    [
+      ["explain", "--manifests", EXAMPLES, "--to", "198.18.128.10:80", "--from", "x"],
+      /^kproxy: --from "x" is not an IP address/,
+    ],
+    [["explain", "--manifests", EXAMPLES, "--to", "1.2.3.4:5", "-o", "yaml"], /-o must be text/],
+  ];
+  for (const [args, stderr] of cases) {
+    const run = await kproxy(...args, ...NODE);
+    assert.equal(run.code, 2, args.join(" "));
+    assert.match(run.stderr, stderr, args.join(" "));
+    assert.equal(lines(run.stderr).length, 1, run.stderr);
+  }
 });

@@ -116,3 +116,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "status page in headless Chromium offers the explain form, and its answer page renders",
+  ignore: chromium === null,
+  sanitizeResources: false, // Chromium's pipes close after the process exits
+  async fn() {
+    const { store, second } = await exampleRuntime();
+    const abort = new AbortController();
+    const server = serveApp(createMetricsApp(store), "127.0.0.1:0", abort.signal);
+    try {
+      const base = `http://127.0.0.1:${server.addr.port}`;
+      const dom = await headless(["--dump-dom"], `${base}/`);
+      const form = /<form class="explain" method="get" action="\/explain">([\s\S]*?)<\/form>/
+        .exec(dom);
+      assert.ok(form, "the status page has the explain form");
+      assert.match(form[1] as string, /<input type="hidden" name="o" value="html">/);
+      assert.match(form[1] as string, /<input name="to"/);
+      assert.match(form[1] as string, /<input name="from"/);
+      // What submitting the form asks for (a GET form: its fields as the query).
+      const query = new URLSearchParams({ o: "html", to: "198.18.128.10:80", from: "198.18.1.50" });
+      const answer = await headless(["--dump-dom"], `${base}/explain?${query}`);
+      assert.match(answer, /<title>kproxy explain — node-a<\/title>/);
+      assert.match(answer, /<p class="verdict" data-verdict="dnat">/);
+      assert.match(answer, new RegExp(`<code>${second.hash}</code>`));
+      const pre = /<pre class="answer">([\s\S]*?)<\/pre>/.exec(answer);
+      assert.ok(pre, "the answer is shown");
+      assert.match(pre[1] as string, /match +default\/web:http: ClusterIP 198\.18\.128\.10:80/);
+      assert.match(pre[1] as string, /→ 198\.18\.1\.9:8080/);
+      assert.match(pre[1] as string, /ip kproxy service-[A-Z2-7]{8}-default\/web\/tcp\/http/);
+      // The form keeps what was asked.
+      assert.match(answer, /<input name="to" value="198\.18\.128\.10:80"/);
+    } finally {
+      abort.abort();
+      await server.finished;
+    }
+  },
+});
