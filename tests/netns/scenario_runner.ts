@@ -14,6 +14,8 @@ import {
   reconcile,
   type SnapshotSettings,
 } from "../../src/snapshot/proxy_state.ts";
+import type { ExplainMode } from "../../src/explain/answer.ts";
+import { answerReport, compareWithPackets, explainCheck, sourceOf } from "./explain_check.ts";
 import { THIS_NODE } from "./manifests.ts";
 import { evaluateCheck, type Scenario, type ScenarioCheck } from "./scenario.ts";
 import {
@@ -30,6 +32,19 @@ export interface ScenarioBackend {
   readonly name: string;
   /** The backend's applier, running its tools in `netns` (the topology's node namespace). */
   makeApplier(netns: string): Applier;
+  /**
+   * Whose rules `kproxy explain` traces for this backend; every check's probes are also judged
+   * against explain's prediction. Default: from the name (`iptables…` or `nftables…`).
+   */
+  readonly explainMode?: ExplainMode;
+}
+
+/** The explain mode of a backend: given, or from its name. */
+export function explainModeOf(backend: ScenarioBackend): ExplainMode {
+  if (backend.explainMode !== undefined) return backend.explainMode;
+  if (backend.name.startsWith("iptables")) return "iptables";
+  if (backend.name.startsWith("nftables")) return "nftables";
+  throw new Error(`Scenario backend ${backend.name} needs an explainMode`);
 }
 
 /** Options of {@link registerScenarioTests}. */
@@ -133,13 +148,17 @@ export async function runScenario(
   let teardownMs = 0;
   try {
     const applier = backend.makeApplier(topology.nodeNetns);
-    let state: ProxyState = initialProxyState(scenarioSettings(scenario));
+    const initial: ProxyState = initialProxyState(scenarioSettings(scenario));
+    let state = initial;
     let synced = false;
+    let cleanedUp = false;
+    const explainMode = explainModeOf(backend);
     for (const [index, step] of scenario.steps.entries()) {
       const label = `${backend.name}: ${scenario.name}, step ${index + 1} (${step.name})`;
       const s0 = performance.now();
       if (step.cleanup) {
         await applier.cleanup();
+        cleanedUp = true;
       } else if (step.objects !== undefined || !synced) {
         if (step.objects === undefined) throw new Error(`${label}: the first step needs objects`);
         const objects = parseScenarioObjects(scenario.name, step.objects);
@@ -159,15 +178,30 @@ export async function runScenario(
           throw new Error(`${label}: sync failed: ${e instanceof Error ? e.message : String(e)}`);
         }
         synced = true;
+        cleanedUp = false;
       }
       syncMs += performance.now() - s0;
       const p0 = performance.now();
       const problems: string[] = [];
       const context = { nodeAddresses: topology.node.addresses };
+      // After a cleanup nothing of kproxy's is live: explain a snapshot without services.
+      const live = cleanedUp ? initial.snapshot : state.snapshot;
       for (const check of step.checks) {
         const results = await runCheck(topology, check);
         probes += results.length;
         problems.push(...evaluateCheck(check, results, context));
+        const answer = explainCheck(live, check, sourceOf(check, results), {
+          mode: explainMode,
+          nodeAddresses: topology.node.addresses,
+        });
+        const disagreements = compareWithPackets(answer, results, context);
+        if (disagreements.length > 0) {
+          problems.push(
+            `${check.name} (${check.from} → ${check.ip}:${check.port}): ${
+              disagreements.join("; ")
+            }\n${answerReport(answer)}`,
+          );
+        }
       }
       probeMs += performance.now() - p0;
       if (problems.length > 0) {
