@@ -12,7 +12,7 @@ import { initialProxyState, type ProxyState, reconcile } from "../snapshot/proxy
 import type { ProxySnapshot } from "../snapshot/types.ts";
 import { UsageError } from "./flags.ts";
 import { snapshotFromManifests } from "./offline_commands.ts";
-import { snapshotSettingsOf } from "./settings.ts";
+import { hostAddresses, snapshotSettingsOf } from "./settings.ts";
 
 /** How long one list of the API server may take before explain gives up. */
 const API_LIST_TIMEOUT_MS = 30_000;
@@ -21,6 +21,7 @@ const API_LIST_TIMEOUT_MS = 30_000;
 export const EXPLAIN_FLAGS = {
   to: ["string", "the destination: ADDR:PORT[/tcp|udp|sctp] (IPv6 as [ADDR]:PORT)"],
   from: ["string", "the source address (default: this node itself)"],
+  live: ["boolean", "also send the packet and trace it through the kernel's rules (root)"],
 } as const;
 
 /** Help text of `kproxy explain`. */
@@ -34,7 +35,13 @@ Says where a new connection to ADDR:PORT goes on this node, and why: the service
 endpoints that can receive it with their shares, every other endpoint with the reason it cannot
 (not ready, terminating, topology hints, traffic policy Local, affinity), the verdict (DNAT,
 reject, drop), masquerade and why, and the rule path in the backend's own chain names (/rules).
-Without --from the packet is one the node sends itself.`;
+Without --from the packet is one the node sends itself.
+
+--live (root, on the node, kproxy running): sends that packet for real — on a raw socket when
+its source is a node address, else through a TUN device made for the moment — and traces it
+through the kernel's rules (nftables: meta nftrace in kproxy's own table; iptables-nft: a table
+of explain's own; iptables-legacy: rule counters), removes what it added, and compares: exit 1
+when the chains, the endpoint, masquerade or the verdict differ from the prediction.`;
 
 /** Lists Services, EndpointSlices and this node once from the API server; the snapshot. */
 async function snapshotFromApi(config: ProxyConfig, nodeName: string): Promise<ProxySnapshot> {
@@ -114,8 +121,20 @@ export async function runExplain(
     if (e instanceof PacketSyntaxError) throw new UsageError(e.message);
     throw e;
   }
-  // Offline, the node's addresses are what the snapshot knows (primary and NodePort IPs).
-  const answer = explainPacket(snapshot, packet, { mode: config.mode, nodeAddresses: [] });
-  const text = output === "json" ? JSON.stringify(answer, null, 2) : formatExplanation(answer);
-  return { answer, text, code: 0 };
+  if (values["live"] !== "true") {
+    // Offline, the node's addresses are what the snapshot knows (primary and NodePort IPs).
+    const answer = explainPacket(snapshot, packet, { mode: config.mode, nodeAddresses: [] });
+    const text = output === "json" ? JSON.stringify(answer, null, 2) : formatExplanation(answer);
+    return { answer, text, code: 0 };
+  }
+  // On the node: its interfaces' addresses are local, and the kernel has the last word.
+  const { confirmLive, formatLiveReport } = await import("../explain/live/confirm.ts");
+  const report = await confirmLive(snapshot, packet, {
+    mode: config.mode,
+    nodeAddresses: hostAddresses(),
+  });
+  const text = output === "json"
+    ? JSON.stringify({ ...report.answer, live: report.live }, null, 2)
+    : `${formatExplanation(report.answer)}\n${formatLiveReport(report)}`;
+  return { answer: report.answer, text, code: report.live.agrees ? 0 : 1 };
 }

@@ -28,7 +28,8 @@ Usage:
   kproxy diff --from PATH --to PATH [-o text|json|markdown] [--fail-on lost-endpoints]
                                                    what a change does (exit 0 equal, 1 differ)
   kproxy explain --manifests PATH --to ADDR:PORT[/tcp|udp|sctp] [--from ADDR] [-o text|json]
-                                                   where a packet goes on this node, and why
+                 [--live]                          where a packet goes on this node, and why
+                                                   (--live: and what the kernel did; exit 1 differ)
   kproxy version                                   version, Deno version and commit
   kproxy COMMAND --help                            help for a command
 

@@ -361,7 +361,7 @@ Deno.test("cli: explain answers in text and JSON from manifests, in both backend
   assert.match(text.stdout, /^match +shop\/api:https: LoadBalancerIP 198\.18\.250\.1:443/m);
   assert.match(text.stdout, /^verdict +DNAT: DNAT to 198\.18\.1\.30:8443$/m);
   assert.match(text.stdout, /198\.18\.1\.31:8443 +node-b: externalTrafficPolicy: Local/);
-  assert.match(text.stdout, /^  ip kproxy firewall-[A-Z2-7]{8}-shop\/api\/tcp\/https$/m);
+  assert.match(text.stdout, /^ {2}ip kproxy firewall-[A-Z2-7]{8}-shop\/api\/tcp\/https$/m);
   for (const mode of ["nftables", "iptables"]) {
     const json = await kproxy(
       "explain",

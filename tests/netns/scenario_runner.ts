@@ -15,6 +15,7 @@ import {
   type SnapshotSettings,
 } from "../../src/snapshot/proxy_state.ts";
 import type { ExplainMode } from "../../src/explain/answer.ts";
+import { confirmLive, formatLiveReport } from "../../src/explain/live/confirm.ts";
 import { answerReport, compareWithPackets, explainCheck, sourceOf } from "./explain_check.ts";
 import { THIS_NODE } from "./manifests.ts";
 import { evaluateCheck, type Scenario, type ScenarioCheck } from "./scenario.ts";
@@ -37,6 +38,11 @@ export interface ScenarioBackend {
    * against explain's prediction. Default: from the name (`iptables…` or `nftables…`).
    */
   readonly explainMode?: ExplainMode;
+}
+
+/** The iptables variant a backend's name says (`iptables-legacy` → legacy), for `--live`. */
+export function iptablesVariantOf(backend: ScenarioBackend): "nft" | "legacy" {
+  return backend.name.includes("legacy") ? "legacy" : "nft";
 }
 
 /** The explain mode of a backend: given, or from its name. */
@@ -69,6 +75,8 @@ export interface ScenarioReport {
   readonly teardownMs: number;
   /** Probes sent. */
   readonly probes: number;
+  /** Checks confirmed with `kproxy explain --live`. */
+  readonly liveChecks: number;
 }
 
 /** The snapshot settings scenarios use, unless a scenario overrides some. */
@@ -145,6 +153,7 @@ export async function runScenario(
   let syncMs = 0;
   let probeMs = 0;
   let probes = 0;
+  let liveChecks = 0;
   let teardownMs = 0;
   try {
     const applier = backend.makeApplier(topology.nodeNetns);
@@ -202,6 +211,23 @@ export async function runScenario(
             }\n${answerReport(answer)}`,
           );
         }
+        // And `kproxy explain --live`: the same packet, sent and traced in the node namespace.
+        if (!cleanedUp) {
+          const report = await confirmLive(live, answer.packet, {
+            mode: explainMode,
+            nodeAddresses: topology.node.addresses,
+            netns: topology.nodeNetns,
+            iptablesVariant: iptablesVariantOf(backend),
+          });
+          liveChecks++;
+          if (!report.live.agrees) {
+            problems.push(
+              `${check.name} (${check.from} → ${check.ip}:${check.port}): explain --live: ${
+                report.live.problems.join("; ")
+              }\n${answerReport(report.answer)}\n${formatLiveReport(report)}`,
+            );
+          }
+        }
       }
       probeMs += performance.now() - p0;
       if (problems.length > 0) {
@@ -216,7 +242,7 @@ export async function runScenario(
     await topology.teardown();
     teardownMs = performance.now() - d0;
   }
-  return { name: scenario.name, topologyMs, syncMs, probeMs, teardownMs, probes };
+  return { name: scenario.name, topologyMs, syncMs, probeMs, teardownMs, probes, liveChecks };
 }
 
 /**
@@ -249,9 +275,9 @@ export function registerScenarioTests(
           console.log(
             `  ${r.name}: topology ${r.topologyMs.toFixed(0)} ms, sync ${
               r.syncMs.toFixed(0)
-            } ms, ${r.probes} probes ${r.probeMs.toFixed(0)} ms, teardown ${
-              r.teardownMs.toFixed(0)
-            } ms`,
+            } ms, ${r.probes} probes and ${r.liveChecks} live traces ${
+              r.probeMs.toFixed(0)
+            } ms, teardown ${r.teardownMs.toFixed(0)} ms`,
           );
         }
       },
