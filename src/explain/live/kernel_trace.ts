@@ -92,16 +92,6 @@ class Monitor {
     }
   }
 
-  /** Waits until no line came for `quietMs` (at most `ms` in all). */
-  async settle(quietMs: number, ms: number): Promise<void> {
-    const deadline = Date.now() + ms;
-    let seen = -1;
-    while (Date.now() < deadline && seen !== this.lines.length) {
-      seen = this.lines.length;
-      await new Promise((r) => setTimeout(r, quietMs));
-    }
-  }
-
   async stop(): Promise<void> {
     try {
       this.#child.kill("SIGTERM");
@@ -210,7 +200,11 @@ async function withMonitor(
     }
     await setup.add();
     await send();
-    await monitor.settle(150, timeout);
+    // The probe's hooks have all run when sending returns, so its trace events are queued on
+    // the monitor's socket before the event of one more canary: seeing that, we have them all.
+    await setup.addCanary(canaries);
+    canaries++;
+    await monitor.waitFor((l) => l.includes(setup.canary(canaries - 1)), timeout, "the end marker");
     return [...monitor.lines];
   } finally {
     try {
@@ -289,7 +283,7 @@ export async function traceInKernel(
     const save = packet.family === "IPv4" ? "iptables-legacy-save" : "ip6tables-legacy-save";
     const before = await runTool(save, ["-c"], netns);
     await send();
-    await new Promise((r) => setTimeout(r, 100));
+    // Read at once: the probe has been counted when sending returns; its replies only add noise.
     const after = await runTool(save, ["-c"], netns);
     return {
       method: "counters",
