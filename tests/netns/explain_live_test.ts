@@ -28,6 +28,15 @@ const OBJECTS = [
     ports: [{ name: "http", port: 80, nodePort: 30080 }],
   }),
   endpointSlice("web", { ports: [{ name: "http", port: 8080 }], endpoints: [local(0), remote(1)] }),
+  service("sticky", {
+    clusterIPs: ["198.18.128.12"],
+    ports: [{ name: "http", port: 80 }],
+    affinitySeconds: 600,
+  }),
+  endpointSlice("sticky", {
+    ports: [{ name: "http", port: 8080 }],
+    endpoints: [local(0), local(1), remote(2)],
+  }),
 ];
 
 /** The same service, but with no endpoint: what the kernel's rules are not. */
@@ -40,7 +49,7 @@ const OBJECTS_EMPTY = [
   }),
 ];
 
-const SCENARIO = { name: "explain --live", pods: 3, steps: [] };
+const SCENARIO = { name: "explain --live", pods: 4, steps: [] };
 
 async function writeManifests(objects: readonly unknown[]): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "kproxy-explain-" });
@@ -100,7 +109,7 @@ for (const mode of ["nftables", "iptables"] as const) {
     name: `kproxy explain --live (${mode}) in a node namespace: agrees, and catches a disagreement`,
     sanitizeResources: false,
     async fn() {
-      const topology = await createTopology({ pods: 3 });
+      const topology = await createTopology({ pods: 4 });
       const dirs: string[] = [];
       try {
         const applier: Applier = mode === "nftables"
@@ -151,6 +160,31 @@ for (const mode of ["nftables", "iptables"] as const) {
           (wrong.answer["verdict"] as { kind: string }).kind,
           mode === "nftables" ? "reject" : "routed",
         );
+
+        // ClientIP affinity: once pod3 is pinned, explain reads the kernel's affinity state and
+        // predicts that one endpoint, and the kernel agrees.
+        const first = await topology.probe("pod3", {
+          protocol: "TCP",
+          ip: "198.18.128.12",
+          port: 80,
+        });
+        assert.equal(first.kind, "answer");
+        const sticky = await explainLive(topology, dir, mode, [
+          "--to",
+          "198.18.128.12:80",
+          "--from",
+          "198.18.1.13",
+        ]);
+        assert.equal(sticky.code, 0, sticky.stderr);
+        const pinned = sticky.answer["affinity"] as { pinnedTo: string | null };
+        const index = first.kind === "answer" ? Number(first.pod.slice(3)) : -1;
+        assert.equal(
+          pinned.pinnedTo,
+          `198.18.1.${10 + index}:8080`,
+          "the kernel's affinity state is read",
+        );
+        assert.equal((sticky.answer["endpoints"] as unknown[]).length, 1);
+        assert.ok((sticky.answer["live"] as { agrees: boolean }).agrees);
 
         // Manifests that say "no endpoints" while the kernel still DNATs: exit 1, named.
         const stale = await writeManifests(OBJECTS_EMPTY);
