@@ -2,7 +2,8 @@
  * The program the netns harness runs inside each namespace (`ip netns exec NS deno run ...`).
  *
  * - As a **pod server** (`--tcp`/`--udp` ports): answers every TCP connection and every UDP
- *   datagram with one line `<name> <clientIP>`, on IPv4 and IPv6 (one dual-stack socket each).
+ *   datagram with one line `<name> <clientIP> <port>` (the port it was reached on), on IPv4 and
+ *   IPv6 (one dual-stack socket each).
  * - As a **prober**: reads JSON requests from stdin, one a line, and writes one JSON reply a line
  *   to stdout (`{ id, results }` or `{ id, error }`), so one long-lived process serves many probes.
  *
@@ -33,12 +34,12 @@ function plainIP(ip: string): string {
 const name = arg("name") ?? "agent";
 const encoder = new TextEncoder();
 
-async function serveTcp(listener: Deno.TcpListener): Promise<void> {
+async function serveTcp(listener: Deno.TcpListener, port: number): Promise<void> {
   for await (const conn of listener) {
     const client = plainIP(conn.remoteAddr.hostname);
     (async () => {
       try {
-        await conn.write(encoder.encode(`${name} ${client}\n`));
+        await conn.write(encoder.encode(`${name} ${client} ${port}\n`));
       } catch { /* the prober went away */ }
       try {
         conn.close();
@@ -47,25 +48,33 @@ async function serveTcp(listener: Deno.TcpListener): Promise<void> {
   }
 }
 
-async function serveUdp(socket: Deno.DatagramConn): Promise<void> {
+async function serveUdp(socket: Deno.DatagramConn, port: number): Promise<void> {
   for await (const [, remote] of socket) {
     const addr = remote as Deno.NetAddr;
     try {
-      await socket.send(encoder.encode(`${name} ${plainIP(addr.hostname)}\n`), addr);
+      await socket.send(encoder.encode(`${name} ${plainIP(addr.hostname)} ${port}\n`), addr);
     } catch { /* unreachable sender: nothing to do */ }
   }
 }
 
 for (const port of ports(arg("tcp"))) {
-  serveTcp(Deno.listen({ hostname: "::", port, transport: "tcp" }));
+  serveTcp(Deno.listen({ hostname: "::", port, transport: "tcp" }), port);
 }
 for (const port of ports(arg("udp"))) {
-  serveUdp(Deno.listenDatagram({ hostname: "::", port, transport: "udp" }));
+  serveUdp(Deno.listenDatagram({ hostname: "::", port, transport: "udp" }), port);
 }
 
 function parseAnswer(text: string, localIP: string, ms: number): ProbeResult {
-  const [pod = "", clientIP = ""] = text.trim().split(" ");
-  return { kind: "answer", pod, clientIP, localIP: plainIP(localIP), ms };
+  const [pod = "", clientIP = "", port = ""] = text.trim().split(" ");
+  const serverPort = Number(port);
+  return {
+    kind: "answer",
+    pod,
+    clientIP,
+    localIP: plainIP(localIP),
+    ms,
+    ...(port !== "" && Number.isInteger(serverPort) ? { serverPort } : {}),
+  };
 }
 
 function errorReason(e: unknown): string {

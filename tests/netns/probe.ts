@@ -62,6 +62,8 @@ export type ProbeResult =
     readonly clientIP: string;
     /** Source address the prober's socket used. */
     readonly localIP: string;
+    /** The port the pod was reached on (its target port), when the server says. */
+    readonly serverPort?: number;
     /** Round trip in milliseconds. */
     readonly ms: number;
   }

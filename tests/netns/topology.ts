@@ -210,7 +210,7 @@ export function netnsSupport(): NetnsSupport {
 }
 
 /** Namespaces of live topologies, deleted on unload or a signal if a run stops early. */
-const liveNamespaces = new Set<string>();
+export const liveNamespaces: Set<string> = new Set<string>();
 let unloadHooked = false;
 let liveTopologies = 0;
 
@@ -246,9 +246,10 @@ const SIGNAL_HANDLERS: readonly [Deno.Signal, () => void][] = [
 
 /**
  * Registers cleanup hooks while at least one topology lives; the signal listeners go away with
- * the last topology, so test sanitizers see none left over.
+ * the last topology, so test sanitizers see none left over. Other labs built from this module's
+ * helpers (two_node_lab.ts) call it too.
  */
-function topologyStarted(): void {
+export function topologyStarted(): void {
   if (!unloadHooked) {
     unloadHooked = true;
     globalThis.addEventListener("unload", deleteLiveNamespacesSync);
@@ -258,20 +259,26 @@ function topologyStarted(): void {
   }
 }
 
-function topologyEnded(): void {
+/** The counterpart of {@link topologyStarted}: drops the signal listeners with the last lab. */
+export function topologyEnded(): void {
   if (--liveTopologies === 0) {
     for (const [signal, handler] of SIGNAL_HANDLERS) Deno.removeSignalListener(signal, handler);
   }
 }
 
-async function ip(args: readonly string[]): Promise<void> {
+/** Runs `ip args` (host side, `-n NS` for namespaces); throws naming the command on failure. */
+export async function ip(args: readonly string[]): Promise<void> {
   const result = await runToolResult("ip", args);
   if (result.code !== 0) {
     throw new Error(`Cannot build topology: ip ${args.join(" ")}: ${result.stderr.trim()}`);
   }
 }
 
-async function sysctl(netns: string, settings: Readonly<Record<string, string>>): Promise<void> {
+/** Sets sysctls inside `netns`; throws naming the namespace on failure. */
+export async function sysctl(
+  netns: string,
+  settings: Readonly<Record<string, string>>,
+): Promise<void> {
   const args = ["-q", "-w", ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)];
   const result = await runToolResult("sysctl", args, { netns });
   if (result.code !== 0) {
@@ -280,13 +287,15 @@ async function sysctl(netns: string, settings: Readonly<Record<string, string>>)
 }
 
 /**
- * Namespace names: `kp<owner pid, base 36>x<2 random>-<role>` (role `node`, `p<i>`, `c0`, `c1`),
- * at most 15 characters. The owner pid lets a later run delete what a killed run left behind.
+ * Namespace names: `kp<owner pid, base 36>x<2 random>-<role>` (role `node`, `p<i>`, `c0`, `c1`;
+ * the two-node lab's `na`, `nb`, `a<i>`, `b<i>`), at most 15 characters. The owner pid lets a
+ * later run delete what a killed run left behind.
  */
-const NAMESPACE_NAME = /^kp([0-9a-z]{1,5})x[0-9a-z]{2}-(node|p\d{1,3}|c[01])$/;
+const NAMESPACE_NAME = /^kp([0-9a-z]{1,5})x[0-9a-z]{2}-(node|p\d{1,3}|c[01]|n[ab]|[ab]\d{1,2})$/;
 const usedIds = new Set<string>();
 
-function newTopologyId(): string {
+/** A fresh id for a lab's namespace names (`kp<pid base 36>x<2 random>`). */
+export function newTopologyId(): string {
   for (;;) {
     const random = Math.floor(Math.random() * 36 * 36).toString(36).padStart(2, "0");
     const id = `kp${Deno.pid.toString(36)}x${random}`;
@@ -335,7 +344,15 @@ export async function sweepStaleNamespaces(): Promise<string[]> {
 
 let swept = false;
 
-const QUIET_IPV6 = {
+/** Deletes stale namespaces of killed runs, once per process (see {@link sweepStaleNamespaces}). */
+export async function sweepStaleNamespacesOnce(): Promise<void> {
+  if (swept) return;
+  swept = true;
+  await sweepStaleNamespaces();
+}
+
+/** Sysctls every lab namespace gets: no DAD, no router advertisements, no reverse-path filter. */
+export const QUIET_IPV6: Readonly<Record<string, string>> = {
   "net.ipv6.conf.all.accept_dad": "0",
   "net.ipv6.conf.default.accept_dad": "0",
   "net.ipv6.conf.all.accept_ra": "0",
@@ -433,10 +450,7 @@ async function linkPod(node: string, pod: PodInfo): Promise<void> {
 export async function createTopology(spec: TopologySpec = {}): Promise<Topology> {
   const support = netnsSupport();
   if (!support.ok) throw new Error(`Cannot build topology: ${support.reason}`);
-  if (!swept) {
-    swept = true;
-    await sweepStaleNamespaces();
-  }
+  await sweepStaleNamespacesOnce();
   const id = newTopologyId();
   const podNames = typeof spec.pods === "object"
     ? [...spec.pods]
