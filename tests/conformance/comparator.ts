@@ -78,12 +78,11 @@ export function cellDifferences(cell: Cell, a: CellOutcome, b: CellOutcome): Div
       ? (a.answers.length === 1) !== (b.answers.length === 1)
       : !sameList(a.answers, b.answers);
     if (differ) kinds.push("endpoints");
-    // With affinity the address a pod sees depends on which node the lucky endpoint runs on
-    // (masquerading picks the address towards it): compare only when both picked the same node.
-    const nodes = (o: CellOutcome) => [...new Set(o.answers.map((x) => x[0]))].sort().join();
-    const sources = cell.affinity
-      ? nodes(a) === nodes(b) && !sameList(a.sourceKept, b.sourceKept)
-      : !sameList(a.clientIPs, b.clientIPs);
+    // With affinity the address a pod sees depends on the lucky endpoint (masquerading picks
+    // the address towards its node; a pod that reached itself is hairpinned): compare only
+    // when both picked the same endpoints.
+    const sources = !sameList(a.clientIPs, b.clientIPs) &&
+      (!cell.affinity || sameList(a.answers, b.answers));
     if (sources) kinds.push("client address");
   }
   if (a.refused.length > 0 && b.refused.length > 0 && !sameList(a.refused, b.refused)) {

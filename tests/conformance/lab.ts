@@ -349,27 +349,37 @@ export async function probeCells(
   settings: ProbeSettings,
 ): Promise<Map<string, CellOutcome>> {
   const out = new Map<string, CellOutcome>();
-  const bySource = new Map<string, Cell[]>();
+  // Work units per source: a cell, or every cell of one affinity service port and family in a
+  // row (ClientIP affinity is shared by all of a service port's addresses: cells of it sent at
+  // once would race for the first pick).
+  const bySource = new Map<string, Map<string, Cell[]>>();
   for (const cell of cells) {
     if (!PROBED_PROTOCOLS.has(cell.protocol)) continue;
     const role = sourceRole(cell.source);
-    bySource.set(role, [...(bySource.get(role) ?? []), cell]);
+    const units = bySource.get(role) ?? new Map<string, Cell[]>();
+    bySource.set(role, units);
+    const key = cell.affinity
+      ? `${cell.service} ${cell.portName} ${cell.protocol} ${cell.family}`
+      : cell.id;
+    units.set(key, [...(units.get(key) ?? []), cell]);
   }
-  await Promise.all([...bySource].map(async ([role, queue]) => {
+  await Promise.all([...bySource].map(async ([role, units]) => {
+    const queue = [...units.values()];
     let next = 0;
     const worker = async () => {
       while (next < queue.length) {
-        const cell = queue[next++]!;
-        const count = Math.round(cell.count * (settings.countFactor ?? 1));
-        const results = await p.lab.probeMany(
-          role,
-          { protocol: cell.protocol as "TCP" | "UDP", ip: cell.ip, port: cell.port },
-          count,
-          // With affinity, one probe at a time: concurrent first packets would each be
-          // balanced before any of them recorded the affinity.
-          { timeoutMs: settings.timeoutMs, concurrency: cell.affinity ? 1 : count },
-        );
-        out.set(cell.id, summarizeProbes(results));
+        for (const cell of queue[next++]!) {
+          const count = Math.round(cell.count * (settings.countFactor ?? 1));
+          const results = await p.lab.probeMany(
+            role,
+            { protocol: cell.protocol as "TCP" | "UDP", ip: cell.ip, port: cell.port },
+            count,
+            // With affinity, one probe at a time: concurrent first packets would each be
+            // balanced before any of them recorded the affinity.
+            { timeoutMs: settings.timeoutMs, concurrency: cell.affinity ? 1 : count },
+          );
+          out.set(cell.id, summarizeProbes(results));
+        }
       }
     };
     await Promise.all(Array.from({ length: settings.cellsPerSource }, worker));

@@ -13,8 +13,6 @@ export interface CellOutcome {
   readonly answers: readonly string[];
   /** Source addresses the pods saw, sorted, unique. */
   readonly clientIPs: readonly string[];
-  /** Whether the pods saw the prober's own address (`kept`) or another (`rewritten`). */
-  readonly sourceKept: readonly ("kept" | "rewritten")[];
   /** Refusal reasons (`ECONNREFUSED`, `EHOSTUNREACH`...), sorted, unique. */
   readonly refused: readonly string[];
   /** Probes that got nothing back in time. */
@@ -41,21 +39,18 @@ function sortedUnique(items: Iterable<string>): string[] {
 export function summarizeProbes(results: readonly ProbeResult[]): CellOutcome {
   const answers: string[] = [];
   const clientIPs: string[] = [];
-  const kept: ("kept" | "rewritten")[] = [];
   const refused: string[] = [];
   let timeouts = 0;
   for (const r of results) {
     if (r.kind === "answer") {
       answers.push(`${r.pod}:${r.serverPort ?? "?"}`);
       clientIPs.push(r.clientIP);
-      kept.push(r.clientIP === r.localIP ? "kept" : "rewritten");
     } else if (r.kind === "refused") refused.push(r.reason);
     else timeouts++;
   }
   return {
     answers: sortedUnique(answers),
     clientIPs: sortedUnique(clientIPs),
-    sourceKept: sortedUnique(kept) as ("kept" | "rewritten")[],
     refused: sortedUnique(refused),
     timeouts,
     total: results.length,
@@ -71,10 +66,6 @@ export function mergeRecheck(first: CellOutcome, recheck: CellOutcome): CellOutc
   return {
     answers: sortedUnique([...first.answers, ...recheck.answers]),
     clientIPs: sortedUnique([...first.clientIPs, ...recheck.clientIPs]),
-    sourceKept: sortedUnique([...first.sourceKept, ...recheck.sourceKept]) as (
-      | "kept"
-      | "rewritten"
-    )[],
     refused: recheck.refused,
     timeouts: recheck.timeouts,
     total: first.total + recheck.total,

@@ -27,12 +27,11 @@ const DIVERGENCE: Divergence = {
   kproxy: {
     answers: ["a1:8080"],
     clientIPs: ["198.19.0.2"],
-    sourceKept: ["kept"],
     refused: [],
     timeouts: 0,
     total: 9,
   },
-  upstream: { answers: [], clientIPs: [], sourceKept: [], refused: [], timeouts: 9, total: 9 },
+  upstream: { answers: [], clientIPs: [], refused: [], timeouts: 9, total: 9 },
 };
 const ROUND: RoundResult = {
   round: 1,
