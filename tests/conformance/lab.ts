@@ -5,7 +5,7 @@
  * objects, waits until both proxies programmed them, sends the matrix's probes in both labs, and
  * asks the health questions.
  *
- * IP plan: tests/netns/two_node_plan.ts; sentinel services use ClusterIPs 198.18.250.10-209.
+ * IP plan: tests/netns/two_node_plan.ts; sentinel services use ClusterIPs 198.18.190.10-209.
  *
  * @module
  */
@@ -263,7 +263,7 @@ export async function startConformanceLabs(mode: ConformanceMode): Promise<Confo
       converge: async () => {
         const n = sentinel++;
         const name = `sentinel-${n}`;
-        const ip = `198.18.250.${10 + (n % 200)}`;
+        const ip = `198.18.190.${10 + (n % 200)}`;
         if (n > 0) {
           await applyOperation(rest, {
             op: "delete",

@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { fixturesAvailable } from "../fixtures/apiserver.ts";
 import { netnsSupport } from "../netns/topology.ts";
-import { type ConformanceMode, startConformanceLabs } from "./lab.ts";
+import { type ConformanceLabs, type ConformanceMode, startConformanceLabs } from "./lab.ts";
 import {
   formatDivergence,
   mergeResults,
@@ -47,11 +47,23 @@ async function loadAverage(): Promise<string> {
   );
 }
 
+/** Leaves the labs as they are until a file is deleted, for `ip netns exec` by hand. */
+async function pauseForInspection(labs: ConformanceLabs): Promise<void> {
+  const flag = await Deno.makeTempFile({ prefix: "kproxy-conformance-paused-" });
+  console.log(
+    `paused: kproxy's node A is ${labs.kproxy.lab.nodeA}, kube-proxy's ${labs.upstream.lab.nodeA}` +
+      ` (pods ${labs.kproxy.lab.id}-a0…, ${labs.upstream.lab.id}-a0…); rm ${flag} to go on`,
+  );
+  while (await Deno.stat(flag).then(() => true, () => false)) {
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 function usage(message: string): never {
   console.error(`conformance: ${message}`);
   console.error(
     "usage: deno task conformance [--seeds N] [--first S] [--seed-list A,B] " +
-      "[--mode nftables|iptables] [--rounds R] [--out FILE] [--no-write]",
+      "[--mode nftables|iptables] [--rounds R] [--out FILE] [--no-write] [--pause-on-divergence]",
   );
   Deno.exit(2);
 }
@@ -63,6 +75,7 @@ export function parseConformanceArgs(argv: readonly string[]): {
   rounds: number;
   out: string;
   write: boolean;
+  pause: boolean;
 } {
   const { values } = parseArgs({
     args: [...argv],
@@ -74,6 +87,7 @@ export function parseConformanceArgs(argv: readonly string[]): {
       rounds: { type: "string" },
       out: { type: "string" },
       "no-write": { type: "boolean" },
+      "pause-on-divergence": { type: "boolean" },
     },
     strict: true,
   });
@@ -95,6 +109,7 @@ export function parseConformanceArgs(argv: readonly string[]): {
     rounds: int("rounds", values.rounds, 1),
     out: values.out ?? `${REPO}conformance/results.md`,
     write: !(values["no-write"] ?? false),
+    pause: values["pause-on-divergence"] ?? false,
   };
 }
 
@@ -119,8 +134,11 @@ if (import.meta.main) {
       const t0 = performance.now();
       const result = await runSeed(labs, seed, {
         changeRounds: args.rounds,
-        onRound: (s, round) => {
+        onRound: async (s, round) => {
           for (const d of round.divergences) console.log(formatDivergence(s, round, d));
+          if (args.pause && round.divergences.some((d) => d.deliberate === null)) {
+            await pauseForInspection(labs);
+          }
         },
       });
       seeds.push(result);

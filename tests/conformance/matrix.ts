@@ -15,6 +15,7 @@ import {
   NODE_A_SECONDARY,
   SOURCE_POD_A,
   SOURCE_POD_B,
+  UNALLOCATED_CLUSTER_IP,
 } from "../netns/two_node_plan.ts";
 import {
   clusterIPOf,
@@ -30,6 +31,7 @@ import {
 export type AddressKind =
   | "ClusterIP"
   | "ClusterIP unused port"
+  | "unallocated ClusterIP"
   | "NodePort primary"
   | "NodePort secondary"
   | "NodePort internal"
@@ -255,6 +257,26 @@ export function buildMatrix(cluster: ClusterModel): Matrix {
         });
       }
     }
+  }
+  // An address of a service CIDR that no Service holds. From the node and over UDP, a drop in
+  // the OUTPUT hook is seen at once (EPERM), unlike a route to nowhere (TCP would retry).
+  for (const family of ["IPv4", "IPv6"] as const) {
+    const d = {
+      kind: "unallocated ClusterIP" as const,
+      ip: UNALLOCATED_CLUSTER_IP[family],
+      port: 80,
+    };
+    cells.push({
+      id: `${d.kind} ${family === "IPv6" ? `[${d.ip}]` : d.ip}:${d.port} from node A`,
+      service: "",
+      portName: "",
+      protocol: "UDP",
+      family,
+      ...d,
+      source: "node A",
+      count: 2,
+      affinity: false,
+    });
   }
   for (const kind of ["healthz", "livez"] as const) {
     health.push({

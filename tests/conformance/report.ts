@@ -6,6 +6,7 @@
  */
 import { type ClusterModel, serviceObject, serviceStatus, sliceObject } from "./cluster_model.ts";
 import { type Divergence, DIVERGENCE_KINDS, type DivergenceKind } from "./comparator.ts";
+import { DELIBERATE_DIFFERENCES } from "./deliberate.ts";
 import { formatOutcome } from "./outcome.ts";
 
 /** One round of one seed, as run. */
@@ -81,6 +82,8 @@ export function formatDivergence(
 ): string {
   const verdict = d.deliberate === null
     ? "UNEXPLAINED"
+    : d.deliberate.pending
+    ? `pending fix: ${d.deliberate.id} (${d.deliberate.readmeRow})`
     : `deliberate: ${d.deliberate.id} (README: ${d.deliberate.readmeRow})`;
   const lines = [
     `divergence seed ${seed} round ${round.round} [${d.kinds.join(", ")}] ${verdict}`,
@@ -91,12 +94,14 @@ export function formatDivergence(
     const c = d.cell;
     lines.push(
       `  packet: ${c.protocol} ${c.ip.includes(":") ? `[${c.ip}]` : c.ip}:${c.port} ` +
-        `(${c.kind} of ${c.service} port ${c.portName || "(unnamed)"}) from ${c.source}` +
+        `(${
+          c.service === "" ? c.kind : `${c.kind} of ${c.service} port ${c.portName || "(unnamed)"}`
+        }) from ${c.source}` +
         `${c.affinity ? ", ClientIP affinity" : ""}`,
       `  kproxy:     ${formatOutcome(d.kproxy)}`,
       `  kube-proxy: ${formatOutcome(d.upstream)}`,
     );
-    service = c.service;
+    service = c.service === "" ? null : c.service;
   } else {
     const h = d.check;
     lines.push(
@@ -209,9 +214,13 @@ export function resultsSection(run: RunResult, context: RunContext): string {
   const deliberate = Object.entries(t.deliberate);
   if (deliberate.length > 0) {
     lines.push(
-      "| deliberate difference (README) | divergences |",
-      "| ------------------------------ | ----------- |",
-      ...deliberate.map(([id, n]) => `| ${id} | ${n} |`),
+      "| explained divergence | where | divergences |",
+      "| -------------------- | ----- | ----------- |",
+      ...deliberate.map(([id, n]) => {
+        const d = DELIBERATE_DIFFERENCES.find((x) => x.id === id);
+        const where = d?.pending ? `pending: ${d.readmeRow}` : `README: ${d?.readmeRow}`;
+        return `| ${id} | ${where} | ${n} |`;
+      }),
       "",
     );
   }

@@ -24,7 +24,7 @@ import type { RoundResult, SeedResult } from "./report.ts";
 /** Options of {@link runSeed}. */
 export interface RunSeedOptions extends GeneratorOptions {
   /** Called with each finished round (to print divergences as they come). */
-  readonly onRound?: (seed: number, round: RoundResult) => void;
+  readonly onRound?: (seed: number, round: RoundResult) => void | Promise<void>;
 }
 
 function mergeTables(first: OutcomeTable, recheck: OutcomeTable): OutcomeTable {
@@ -113,7 +113,7 @@ export async function runSeed(
       await labs.converge();
       const result = await runRound(labs, i, cluster, c.changes[i] ?? []);
       rounds.push(result);
-      options.onRound?.(seed, result);
+      await options.onRound?.(seed, result);
     }
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);

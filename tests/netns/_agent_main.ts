@@ -83,6 +83,8 @@ function errorReason(e: unknown): string {
     return "ECONNREFUSED";
   }
   if (/os error 113/.test(message)) return "EHOSTUNREACH";
+  // A netfilter drop in the sender's own OUTPUT hook.
+  if (/os error 1\)/.test(message)) return "EPERM";
   if (/os error 101/.test(message)) return "ENETUNREACH";
   return message;
 }

@@ -23,6 +23,7 @@ const EAGAIN = 11;
 
 /** Linux errno names the probe reports. */
 const ERRNO_NAMES: Readonly<Record<number, string>> = {
+  1: "EPERM",
   101: "ENETUNREACH",
   111: "ECONNREFUSED",
   113: "EHOSTUNREACH",

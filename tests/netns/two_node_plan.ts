@@ -72,11 +72,20 @@ export const LAB_CLUSTER_CIDRS: readonly string[] = Object.freeze([
   "198.18.2.0/23",
   "fd00:2::/56",
 ]);
-/** The service CIDRs of the API server, IPv4 first (`--service-cluster-ip-range`). */
+/**
+ * The service CIDRs of the API server, IPv4 first (`--service-cluster-ip-range`): clear of the
+ * ExternalIP / LoadBalancer range (upstream's nftables mode drops traffic to unallocated
+ * addresses of a service CIDR).
+ */
 export const LAB_SERVICE_CIDRS: readonly string[] = Object.freeze([
-  "198.18.128.0/17",
+  "198.18.128.0/18",
   "fd00:128::/108",
 ]);
+/** Addresses inside the service CIDRs that no Service ever gets. */
+export const UNALLOCATED_CLUSTER_IP: Readonly<Record<LabFamily, string>> = Object.freeze({
+  IPv4: "198.18.191.250",
+  IPv6: "fd00:128::f:fffa",
+});
 /** Ports every lab pod serves on, for TCP, UDP and SCTP alike. */
 export const LAB_POD_PORTS: readonly number[] = Object.freeze([8080, 8081, 8082]);
 /** Pods per node. */
