@@ -7,6 +7,7 @@
  * {@link desiredHealthCheckNodePorts} (pure) computes the set; {@link HealthCheckNodePortServers}
  * (shell) opens and closes listeners to match it.
  */
+import { familyOf, type IPFamily } from "../model/ip.ts";
 import type { ProxySnapshot } from "../snapshot/types.ts";
 
 /** One health-check node port and what it reports. */
@@ -17,15 +18,20 @@ export interface HealthCheckService {
   readonly name: string;
   /** `spec.healthCheckNodePort`. */
   readonly port: number;
-  /** Distinct IPs of ready endpoints on this node, over all ports and families (as upstream). */
-  readonly localEndpoints: number;
+  /**
+   * Distinct IPs of ready endpoints on this node, over all ports, per family of the Service.
+   * Upstream runs one proxier per family, each with its own health-check server on that family's
+   * node port addresses and its own count, so an IPv4 address answers with the IPv4 count and a
+   * family the Service does not have gets no server.
+   */
+  readonly localEndpoints: Readonly<Partial<Record<IPFamily, number>>>;
 }
 
 /** The health-check servers a snapshot asks for, sorted by Service; one port per Service. */
 export function desiredHealthCheckNodePorts(snapshot: ProxySnapshot): HealthCheckService[] {
   const byService = new Map<
     string,
-    { namespace: string; name: string; port: number; ips: Set<string> }
+    { namespace: string; name: string; port: number; ips: Map<IPFamily, Set<string>> }
   >();
   const portOwner = new Map<number, string>();
   for (const sp of snapshot.servicePorts) {
@@ -39,15 +45,17 @@ export function desiredHealthCheckNodePorts(snapshot: ProxySnapshot): HealthChec
         namespace: sp.namespace,
         name: sp.name,
         port: sp.healthCheckNodePort,
-        ips: new Set(),
+        ips: new Map(),
       };
       byService.set(key, entry);
       portOwner.set(sp.healthCheckNodePort, key);
     }
     for (const fam of sp.families) {
+      let ips = entry.ips.get(fam.family);
+      if (ips === undefined) entry.ips.set(fam.family, ips = new Set());
       for (const ep of fam.endpoints) {
         // Only ready endpoints: a node with only terminating endpoints must fail the check.
-        if (ep.isLocal && ep.ready) entry.ips.add(ep.ip);
+        if (ep.isLocal && ep.ready) ips.add(ep.ip);
       }
     }
   }
@@ -55,8 +63,16 @@ export function desiredHealthCheckNodePorts(snapshot: ProxySnapshot): HealthChec
     namespace: e.namespace,
     name: e.name,
     port: e.port,
-    localEndpoints: e.ips.size,
+    localEndpoints: Object.fromEntries(
+      [...e.ips].sort(([a], [b]) => (a < b ? -1 : 1)).map(([family, ips]) => [family, ips.size]),
+    ),
   }));
+}
+
+/** The count a server of `family` reports (null: the all-addresses server, first family). */
+export function localEndpointsFor(service: HealthCheckService, family: IPFamily | null): number {
+  if (family !== null) return service.localEndpoints[family] ?? 0;
+  return service.localEndpoints.IPv4 ?? service.localEndpoints.IPv6 ?? 0;
 }
 
 /** The answer of one health-check node port. */
@@ -71,7 +87,7 @@ export interface HealthCheckAnswer {
 
 /** Upstream's answer: 200 when there are local endpoints and the proxy is healthy, else 503. */
 export function healthCheckAnswer(
-  service: Pick<HealthCheckService, "namespace" | "name" | "localEndpoints">,
+  service: { readonly namespace: string; readonly name: string; readonly localEndpoints: number },
   proxyHealthy: boolean,
 ): HealthCheckAnswer {
   const ok = service.localEndpoints !== 0 && proxyHealthy;
@@ -105,20 +121,30 @@ export interface HealthCheckPlan {
   readonly keep: readonly HealthCheckService[];
 }
 
-/** Compares open `service key → port` with the desired set, like upstream's SyncServices. */
+/** What the listeners of a service depend on: its port and its families. */
+export function listenerSignature(svc: HealthCheckService): string {
+  return `${svc.port} ${Object.keys(svc.localEndpoints).sort().join(",")}`;
+}
+
+/**
+ * Compares open `service key → listener signature` ({@link listenerSignature}) with the desired
+ * set, like upstream's SyncServices: a service whose port or families changed is closed and
+ * opened again.
+ */
 export function planHealthCheckNodePorts(
-  open: ReadonlyMap<string, number>,
+  open: ReadonlyMap<string, string>,
   desired: readonly HealthCheckService[],
 ): HealthCheckPlan {
   const want = new Map(desired.map((s) => [`${s.namespace}/${s.name}`, s]));
   const close: string[] = [];
-  for (const [key, port] of open) {
-    if (want.get(key)?.port !== port) close.push(key);
+  for (const [key, signature] of open) {
+    const svc = want.get(key);
+    if (svc === undefined || listenerSignature(svc) !== signature) close.push(key);
   }
   const toOpen: HealthCheckService[] = [];
   const keep: HealthCheckService[] = [];
   for (const [key, svc] of want) {
-    if (open.get(key) === svc.port) keep.push(svc);
+    if (open.get(key) === listenerSignature(svc)) keep.push(svc);
     else toOpen.push(svc);
   }
   return { close: close.sort(), open: toOpen, keep };
@@ -137,9 +163,9 @@ export interface HealthCheckUpdate {
 /** Options of {@link HealthCheckNodePortServers}. */
 export interface HealthCheckNodePortServersOptions {
   /**
-   * Addresses to listen on when the snapshot's `node.nodePortIPs` is null (every address):
-   * default `0.0.0.0` (must succeed) then `::` (best effort: on a dual-stack host `0.0.0.0`
-   * may already cover it).
+   * Addresses to listen on when the snapshot's `node.nodePortIPs` is null (every address), in
+   * order, at least one must succeed: default `::` (dual-stack, as upstream's Go listener on
+   * `0.0.0.0`) then `0.0.0.0` (where IPv6 is off, or `::` is IPv6-only).
    */
   readonly allAddresses?: readonly string[];
   /** Log sink. */
@@ -174,8 +200,8 @@ export class HealthCheckNodePortServers {
   async update(snapshot: ProxySnapshot, proxyHealthy: () => boolean): Promise<HealthCheckUpdate> {
     this.#proxyHealthy = proxyHealthy;
     const desired = desiredHealthCheckNodePorts(snapshot);
-    const ports = new Map([...this.#open].map(([k, o]) => [k, o.service.port]));
-    const plan = planHealthCheckNodePorts(ports, desired);
+    const signatures = new Map([...this.#open].map(([k, o]) => [k, listenerSignature(o.service)]));
+    const plan = planHealthCheckNodePorts(signatures, desired);
     const closed: number[] = [];
     for (const key of plan.close) {
       const entry = this.#open.get(key);
@@ -197,17 +223,23 @@ export class HealthCheckNodePortServers {
       const entry: OpenService = { service: svc, servers: [] };
       try {
         if (explicit !== null) {
-          for (const ip of explicit) entry.servers.push(this.#listen(key, ip, svc.port));
+          // One server per address of a family the Service has, reporting that family's count.
+          for (const ip of explicit) {
+            const family = familyOf(ip);
+            if (family === null || svc.localEndpoints[family] === undefined) continue;
+            entry.servers.push(this.#listen(key, ip, svc.port, family));
+          }
         } else {
-          const [first, ...rest] = this.#opts.allAddresses ?? ["0.0.0.0", "::"];
-          if (first !== undefined) entry.servers.push(this.#listen(key, first, svc.port));
-          for (const ip of rest) {
+          let firstError: unknown = null;
+          for (const ip of this.#opts.allAddresses ?? ["::", "0.0.0.0"]) {
             try {
-              entry.servers.push(this.#listen(key, ip, svc.port));
-            } catch {
-              // Best effort: covered by the first address, or the family is unavailable.
+              entry.servers.push(this.#listen(key, ip, svc.port, null));
+            } catch (e) {
+              // Covered by a dual-stack listener already, or the family is unavailable.
+              firstError ??= e;
             }
           }
+          if (entry.servers.length === 0) throw firstError;
         }
       } catch (e) {
         await Promise.all(entry.servers.map((s) => s.shutdown()));
@@ -223,11 +255,19 @@ export class HealthCheckNodePortServers {
     return { opened, closed, failed };
   }
 
-  #listen(key: string, hostname: string, port: number): Deno.HttpServer<Deno.NetAddr> {
+  #listen(
+    key: string,
+    hostname: string,
+    port: number,
+    family: IPFamily | null,
+  ): Deno.HttpServer<Deno.NetAddr> {
     return Deno.serve({ hostname, port, onListen: () => {} }, () => {
       const entry = this.#open.get(key);
       if (entry === undefined) return new Response(null, { status: 503 });
-      const answer = healthCheckAnswer(entry.service, this.#proxyHealthy());
+      const answer = healthCheckAnswer(
+        { ...entry.service, localEndpoints: localEndpointsFor(entry.service, family) },
+        this.#proxyHealthy(),
+      );
       return new Response(answer.body, { status: answer.status, headers: answer.headers });
     });
   }

@@ -3,6 +3,8 @@ import { SNAPSHOT_A, SNAPSHOT_B, snapshotOf } from "./_fixtures.ts";
 import {
   desiredHealthCheckNodePorts,
   healthCheckAnswer,
+  listenerSignature,
+  localEndpointsFor,
   planHealthCheckNodePorts,
 } from "./health_check_node_ports.ts";
 
@@ -10,7 +12,7 @@ import {
 
 Deno.test("only Local services with a healthCheckNodePort get a server", () => {
   assert.deepEqual(desiredHealthCheckNodePorts(SNAPSHOT_A), [
-    { namespace: "shop", name: "api", port: 32000, localEndpoints: 1 },
+    { namespace: "shop", name: "api", port: 32000, localEndpoints: { IPv4: 1 } },
   ]);
   assert.deepEqual(
     desiredHealthCheckNodePorts(SNAPSHOT_B),
@@ -18,7 +20,7 @@ Deno.test("only Local services with a healthCheckNodePort get a server", () => {
   );
 });
 
-Deno.test("local ready endpoints are counted by distinct IP over ports and families", () => {
+Deno.test("local ready endpoints are counted by distinct IP over ports, per family", () => {
   const snap = snapshotOf(`
 apiVersion: v1
 kind: Service
@@ -53,8 +55,14 @@ endpoints:
   - { addresses: ["fd00::1:10"], nodeName: node-a }
 `);
   assert.deepEqual(desiredHealthCheckNodePorts(snap), [
-    { namespace: "default", name: "lb", port: 32100, localEndpoints: 2 },
+    { namespace: "default", name: "lb", port: 32100, localEndpoints: { IPv4: 1, IPv6: 1 } },
   ]);
+  // Upstream's per-family servers: each address answers with its own family's count; the
+  // all-addresses server (one dual-stack listener) with the first family's.
+  const [svc] = desiredHealthCheckNodePorts(snap);
+  assert.equal(localEndpointsFor(svc!, "IPv6"), 1);
+  assert.equal(localEndpointsFor(svc!, null), 1);
+  assert.equal(localEndpointsFor({ ...svc!, localEndpoints: { IPv6: 4 } }, null), 4);
 });
 
 Deno.test("answer: 200 with local endpoints and a healthy proxy, else 503", () => {
@@ -74,14 +82,22 @@ Deno.test("answer: 200 with local endpoints and a healthy proxy, else 503", () =
   assert.equal(none.headers["X-Load-Balancing-Endpoint-Weight"], "0");
 });
 
-Deno.test("plan closes gone and moved services, opens new ones, keeps the rest", () => {
-  const open = new Map([["a/x", 32000], ["a/y", 32001], ["a/z", 32002]]);
-  const plan = planHealthCheckNodePorts(open, [
-    { namespace: "a", name: "x", port: 32000, localEndpoints: 3 },
-    { namespace: "a", name: "y", port: 32005, localEndpoints: 1 },
-    { namespace: "b", name: "w", port: 32003, localEndpoints: 0 },
+Deno.test("plan closes gone, moved and re-familied services, opens new ones, keeps the rest", () => {
+  const open = new Map([
+    ["a/x", "32000 IPv4"],
+    ["a/y", "32001 IPv4"],
+    ["a/z", "32002 IPv4"],
+    ["a/v", "32004 IPv4"],
   ]);
-  assert.deepEqual(plan.close, ["a/y", "a/z"]);
-  assert.deepEqual(plan.open.map((s) => s.port), [32005, 32003]);
-  assert.deepEqual(plan.keep.map((s) => s.localEndpoints), [3]);
+  const desired = [
+    { namespace: "a", name: "x", port: 32000, localEndpoints: { IPv4: 3 } },
+    { namespace: "a", name: "y", port: 32005, localEndpoints: { IPv4: 1 } },
+    { namespace: "b", name: "w", port: 32003, localEndpoints: { IPv4: 0 } },
+    { namespace: "a", name: "v", port: 32004, localEndpoints: { IPv4: 1, IPv6: 0 } },
+  ];
+  assert.equal(listenerSignature(desired[3]!), "32004 IPv4,IPv6");
+  const plan = planHealthCheckNodePorts(open, desired);
+  assert.deepEqual(plan.close, ["a/v", "a/y", "a/z"]);
+  assert.deepEqual(plan.open.map((s) => s.port), [32005, 32003, 32004]);
+  assert.deepEqual(plan.keep.map((s) => s.localEndpoints), [{ IPv4: 3 }]);
 });

@@ -79,8 +79,15 @@ function cidrsByFamily(texts: readonly string[], family: IPFamily): string[] {
   return [...out].sort();
 }
 
+/**
+ * Which copy of an endpoint listed in several slices wins. As upstream, a copy on this node
+ * beats one that is not (upstream overwrites with every local copy and keeps the first of the
+ * others); among equally local copies upstream keeps whichever its map iteration visits last or
+ * first, which changes from sync to sync, so kproxy takes the most ready one (README,
+ * "Differences from kube-proxy").
+ */
 function endpointRank(ep: EndpointInfo): number {
-  return ep.ready ? 2 : ep.serving ? 1 : 0;
+  return (ep.isLocal ? 4 : 0) + (ep.ready ? 2 : ep.serving ? 1 : 0);
 }
 
 function compareEndpoints(a: EndpointInfo, b: EndpointInfo): number {
@@ -89,7 +96,8 @@ function compareEndpoints(a: EndpointInfo, b: EndpointInfo): number {
 
 /**
  * Gathers the endpoints of one service port and family from all the service's slices:
- * matched by port name and protocol, deduplicated by address and port (a ready copy wins).
+ * matched by port name and protocol, deduplicated by address and port (a local copy wins,
+ * then a ready one: {@link endpointRank}).
  */
 function collectEndpoints(
   slices: readonly EndpointSlice[],

@@ -390,6 +390,17 @@ Deno.test("service ports: endpoints merged across slices, de-duplicated, a ready
       assert.deepEqual(addrs(f.clusterEndpoints), addrs(f.endpoints));
     });
   }
+  await t.step("a copy on this node beats a readier copy elsewhere, as upstream", () => {
+    for (const names of [["web-a", "web-b"], ["web-b", "web-a"]]) {
+      const snap = build([
+        webSvc(),
+        slice(names[0]!, "web", [ep("198.18.1.5", { ready: true, node: "node-b" })]),
+        slice(names[1]!, "web", [ep("198.18.1.5", { ready: false, node: "node-a" })]),
+      ]);
+      const [only] = famOf(portOf(snap, WEB)).endpoints;
+      assert.deepEqual([only?.isLocal, only?.ready], [true, false]);
+    }
+  });
   await t.step("same address with different target ports are two endpoints", () => {
     const snap = build([
       webSvc(),

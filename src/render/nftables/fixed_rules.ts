@@ -40,7 +40,13 @@ export interface FixedRules {
   readonly chains: readonly ChainSpec[];
 }
 
-/** Filter chains run before DNAT (priority dstnat-10) so they see the service address. */
+/**
+ * Filter chains run before DNAT (priority dstnat-10) so they see the service address; the
+ * output checks that must see the address after DNAT (as upstream's filter-output at priority
+ * filter) run in `filter-output-post-dnat`: the node's own traffic to an external address of an
+ * eTP Local service without local endpoints is short-circuited to the cluster endpoints by the
+ * nat chain, so the "no endpoints" drop must not see it first.
+ */
 const FILTER_PRIORITY = -110;
 const DNAT_PRIORITY = -100;
 const POST_DNAT_PRIORITY = -90;
@@ -56,8 +62,8 @@ const JUMPS: readonly {
   { from: "filter-input", to: FIXED.nodePortEndpointsCheckChain, match: "ct state new " },
   { from: "filter-input", to: FIXED.serviceEndpointsCheckChain, match: "ct state new " },
   { from: "filter-forward", to: FIXED.serviceEndpointsCheckChain, match: "ct state new " },
-  { from: "filter-output", to: FIXED.serviceEndpointsCheckChain, match: "ct state new " },
   { from: "filter-output", to: FIXED.firewallCheckChain, match: "ct state new " },
+  { from: "filter-output-post-dnat", to: FIXED.serviceEndpointsCheckChain, match: "ct state new " },
   { from: "filter-forward", to: FIXED.clusterIPsCheckChain, match: "ct state new " },
   { from: "filter-output-post-dnat", to: FIXED.clusterIPsCheckChain, match: "ct state new " },
   { from: "nat-prerouting", to: FIXED.servicesChain, match: "" },
@@ -70,7 +76,8 @@ const BASE_CHAINS: readonly Omit<BaseChainSpec, "rules">[] = [
   { name: "filter-input", type: "filter", hook: "input", priority: FILTER_PRIORITY },
   { name: "filter-forward", type: "filter", hook: "forward", priority: FILTER_PRIORITY },
   { name: "filter-output", type: "filter", hook: "output", priority: FILTER_PRIORITY },
-  // After DNAT: only packets to a ClusterIP that were not DNATed (a port it lacks) match.
+  // After DNAT: only packets to a service address that were not DNATed match (no endpoints,
+  // a port the ClusterIP lacks).
   {
     name: "filter-output-post-dnat",
     type: "filter",

@@ -1,0 +1,81 @@
+/**
+ * Seeds that found a divergence, kept so the regular suite (`conformance_test.ts`) runs them
+ * against upstream again. Each says what it found and carries a predicate on the generated
+ * cluster: when the generator changes, `regression_seeds_test.ts` fails until the seed is
+ * replaced by one that still builds the cluster that caught the bug. Pure.
+ *
+ * @module
+ */
+import { type ClusterModel, endpointPod, familyOf, type ServiceModel } from "./cluster_model.ts";
+import type { ConformanceMode } from "./lab.ts";
+
+/** A kept seed. */
+export interface RegressionSeed {
+  /** The seed. */
+  readonly seed: number;
+  /** Backends it found the divergence in. */
+  readonly modes: readonly ConformanceMode[];
+  /** What differed, and what fixed it. */
+  readonly found: string;
+  /** True when the seed's first round still has the shape that caught the divergence. */
+  readonly covers: (cluster: ClusterModel) => boolean;
+}
+
+function hasReadyEndpoint(svc: ServiceModel, family: string, node: "A" | "B"): boolean {
+  return svc.slices.some((slice) =>
+    slice.family === family &&
+    slice.ports.some((p) =>
+      svc.ports.some((sp) => sp.name === p.name && sp.protocol === p.protocol)
+    ) &&
+    slice.endpoints.some((ep) =>
+      (ep.ready ?? true) && endpointPod(ep).node === node && (node === "B" || ep.nodeName)
+    )
+  );
+}
+
+/** Every kept seed. */
+export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
+  {
+    seed: 2,
+    modes: ["nftables"],
+    found: "node A's own traffic to an ExternalIP / LoadBalancer IP of an eTP Local service " +
+      "without local endpoints: kube-proxy short-circuits it to the cluster endpoints, kproxy " +
+      "dropped it (its no-endpoint check ran before DNAT in the output hook)",
+    covers: (c) =>
+      c.services.some((s) =>
+        s.externalTrafficPolicy === "Local" &&
+        s.ipFamilies.some((f) =>
+          !hasReadyEndpoint(s, f, "A") && hasReadyEndpoint(s, f, "B") &&
+          [...s.externalIPs, ...s.ingress.filter((i) => i.ipMode !== "Proxy").map((i) => i.ip)]
+            .some((ip) => ip !== null && familyOf(ip) === f)
+        )
+      ),
+  },
+  {
+    seed: 2,
+    modes: ["nftables"],
+    found: "healthCheckNodePort servers: kube-proxy runs one per family of the service, on that " +
+      "family's node addresses, counting that family's local endpoints; kproxy answered on every " +
+      "family with the sum",
+    covers: (c) =>
+      c.services.some((s) => s.healthCheckNodePort !== null && s.ipFamilies.length === 1),
+  },
+  {
+    seed: 2,
+    modes: ["nftables"],
+    found: "an endpoint in two slices, once with this node's name and once without: kube-proxy " +
+      "keeps the local copy, kproxy kept the readier one",
+    covers: (c) =>
+      c.services.some((s) => {
+        const local = new Map<string, Set<boolean>>();
+        for (const slice of s.slices) {
+          for (const ep of slice.endpoints) {
+            const key = `${slice.family} ${ep.pod}`;
+            if (!local.has(key)) local.set(key, new Set());
+            local.get(key)!.add(ep.nodeName && endpointPod(ep).node === "A");
+          }
+        }
+        return [...local.values()].some((v) => v.size === 2);
+      }),
+  },
+];
