@@ -33,10 +33,22 @@ function hasReadyEndpoint(svc: ServiceModel, family: string, node: "A" | "B"): b
   );
 }
 
+function localCopies(s: ServiceModel): boolean {
+  const local = new Map<string, Set<boolean>>();
+  for (const slice of s.slices) {
+    for (const ep of slice.endpoints) {
+      const key = `${slice.family} ${ep.pod}`;
+      if (!local.has(key)) local.set(key, new Set());
+      local.get(key)!.add(ep.nodeName && endpointPod(ep).node === "A");
+    }
+  }
+  return [...local.values()].some((v) => v.size === 2);
+}
+
 /** Every kept seed. */
 export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
   {
-    seed: 2,
+    seed: 21,
     modes: ["nftables"],
     found: "node A's own traffic to an ExternalIP / LoadBalancer IP of an eTP Local service " +
       "without local endpoints: kube-proxy short-circuits it to the cluster endpoints, kproxy " +
@@ -52,6 +64,22 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
       ),
   },
   {
+    seed: 15,
+    modes: ["nftables"],
+    found: "node A's own traffic from outside loadBalancerSourceRanges to the LoadBalancer IP " +
+      "of a service without endpoints: kube-proxy's firewall drops it, kproxy rejected it " +
+      "(same cause: its no-endpoint check ran first)",
+    covers: (c) =>
+      c.services.some((s) =>
+        s.sourceRanges.length > 0 &&
+        s.ipFamilies.some((f) =>
+          !hasReadyEndpoint(s, f, "A") && !hasReadyEndpoint(s, f, "B") &&
+          s.sourceRanges.some((r) => familyOf(r) === f) &&
+          s.ingress.some((i) => i.ip !== null && i.ipMode !== "Proxy" && familyOf(i.ip) === f)
+        )
+      ),
+  },
+  {
     seed: 2,
     modes: ["nftables"],
     found: "healthCheckNodePort servers: kube-proxy runs one per family of the service, on that " +
@@ -61,21 +89,10 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
       c.services.some((s) => s.healthCheckNodePort !== null && s.ipFamilies.length === 1),
   },
   {
-    seed: 2,
-    modes: ["nftables"],
+    seed: 53,
+    modes: ["nftables", "iptables"],
     found: "an endpoint in two slices, once with this node's name and once without: kube-proxy " +
       "keeps the local copy, kproxy kept the readier one",
-    covers: (c) =>
-      c.services.some((s) => {
-        const local = new Map<string, Set<boolean>>();
-        for (const slice of s.slices) {
-          for (const ep of slice.endpoints) {
-            const key = `${slice.family} ${ep.pod}`;
-            if (!local.has(key)) local.set(key, new Set());
-            local.get(key)!.add(ep.nodeName && endpointPod(ep).node === "A");
-          }
-        }
-        return [...local.values()].some((v) => v.size === 2);
-      }),
+    covers: (c) => c.services.some(localCopies),
   },
 ];
