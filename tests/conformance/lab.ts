@@ -61,8 +61,8 @@ export interface ProbeSettings {
 
 /** The first pass: short timeouts for drops, many cells at once. */
 export const FIRST_PASS: ProbeSettings = { timeoutMs: 400, cellsPerSource: 6 };
-/** A recheck of divergent cells: twice the probes, a patient timeout, fewer at once. */
-export const RECHECK: ProbeSettings = { timeoutMs: 2000, cellsPerSource: 3, countFactor: 2 };
+/** A recheck of divergent cells: three times the probes, a patient timeout, fewer at once. */
+export const RECHECK: ProbeSettings = { timeoutMs: 2000, cellsPerSource: 3, countFactor: 3 };
 
 /** Both labs, the API server, and the ways to drive them. */
 export interface ConformanceLabs {

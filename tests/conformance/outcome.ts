@@ -58,19 +58,13 @@ export function summarizeProbes(results: readonly ProbeResult[]): CellOutcome {
 }
 
 /**
- * A first pass merged with a recheck of the same cell: endpoints and client addresses seen in
- * either count (more probes see more of a spread); refusals and drops are the recheck's, which
- * ran slower and with longer timeouts.
+ * A recheck of a cell that differed in the first pass: the recheck's outcome counts (twice the
+ * probes, a patient timeout), so one odd first-pass probe — a loaded machine's late answer, a
+ * UDP source port that met a flow of the previous round in conntrack — does not; the first pass
+ * is kept for the report.
  */
 export function mergeRecheck(first: CellOutcome, recheck: CellOutcome): CellOutcome {
-  return {
-    answers: sortedUnique([...first.answers, ...recheck.answers]),
-    clientIPs: sortedUnique([...first.clientIPs, ...recheck.clientIPs]),
-    refused: recheck.refused,
-    timeouts: recheck.timeouts,
-    total: first.total + recheck.total,
-    firstPass: first,
-  };
+  return { ...recheck, firstPass: first };
 }
 
 /** One line describing an outcome (and its first pass, after a recheck). */
