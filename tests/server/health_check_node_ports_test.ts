@@ -62,15 +62,17 @@ Deno.test("health check node ports open, answer, follow changes and close", asyn
   const port = randomPort();
   try {
     // deploy/examples: shop/api has 2 local ready endpoints on node-a (198.18.1.30, fd00::1:30).
+    // Listening on every address (one dual-stack listener, as upstream's), it reports one
+    // family's count: upstream runs a health-check server per family, each counting its own.
     const opened = await servers.update(variant(second, port, true), () => healthy);
     assert.deepEqual(opened, { opened: [port], closed: [], failed: [] });
     assert.deepEqual(servers.ports(), [port]);
     const ok = await get(port);
     assert.equal(ok.status, 200);
-    assert.equal(ok.weight, "2");
+    assert.equal(ok.weight, "1");
     assert.deepEqual(ok.body, {
       service: { namespace: "shop", name: "api" },
-      localEndpoints: 2,
+      localEndpoints: 1,
       serviceProxyHealthy: true,
     });
 
