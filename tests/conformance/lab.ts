@@ -339,8 +339,8 @@ async function waitForSentinel(p: ProxyLab, ip: string, timeoutMs = 90_000): Pro
   );
 }
 
-/** Protocols the lab can probe (SCTP needs a kernel with SCTP sockets). */
-export const PROBED_PROTOCOLS: ReadonlySet<string> = new Set(["TCP", "UDP"]);
+/** Protocols the lab can probe (SCTP over raw sockets, whatever the kernel). */
+export const PROBED_PROTOCOLS: ReadonlySet<string> = new Set(["TCP", "UDP", "SCTP"]);
 
 /** Runs `cells` in `p`'s lab, a few cells at a time per source; outcomes by cell id. */
 export async function probeCells(
@@ -372,7 +372,7 @@ export async function probeCells(
           const count = Math.round(cell.count * (settings.countFactor ?? 1));
           const results = await p.lab.probeMany(
             role,
-            { protocol: cell.protocol as "TCP" | "UDP", ip: cell.ip, port: cell.port },
+            { protocol: cell.protocol, ip: cell.ip, port: cell.port },
             count,
             // With affinity, one probe at a time: concurrent first packets would each be
             // balanced before any of them recorded the affinity.

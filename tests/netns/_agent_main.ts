@@ -9,10 +9,14 @@
  *
  * Prints `{"ready":true}` once every listener is bound. Exits when stdin closes.
  *
- * Usage: `_agent_main.ts --name pod0 [--tcp 8080,8081] [--udp 8080]`
+ * - SCTP (`--sctp` ports, and probes with protocol SCTP) goes over raw sockets, so it works on
+ *   kernels without SCTP sockets (`_sctp_probe.ts`).
+ *
+ * Usage: `_agent_main.ts --name pod0 [--tcp 8080,8081] [--udp 8080] [--sctp 8080]`
  *
  * @module
  */
+import { sctpProbe, serveSctp } from "./_sctp_probe.ts";
 import { udpProbe } from "./_udp_probe.ts";
 import type { ProbeRequest, ProbeResult } from "./probe.ts";
 
@@ -60,6 +64,7 @@ async function serveUdp(socket: Deno.DatagramConn, port: number): Promise<void> 
 for (const port of ports(arg("tcp"))) {
   serveTcp(Deno.listen({ hostname: "::", port, transport: "tcp" }), port);
 }
+if (ports(arg("sctp")).length > 0) serveSctp(name, ports(arg("sctp")));
 for (const port of ports(arg("udp"))) {
   serveUdp(Deno.listenDatagram({ hostname: "::", port, transport: "udp" }), port);
 }
@@ -166,10 +171,29 @@ async function probeUdp(
   }
 }
 
+async function probeSctp(ip: string, port: number, timeoutMs: number): Promise<ProbeResult> {
+  const start = performance.now();
+  const outcome = await sctpProbe(ip, port, timeoutMs);
+  const ms = Math.round((performance.now() - start) * 10) / 10;
+  switch (outcome.kind) {
+    case "reply":
+      return parseAnswer(outcome.text, outcome.localIP, ms);
+    case "error":
+      return { kind: "refused", reason: outcome.name, ms };
+    case "timeout":
+      return { kind: "timeout", reason: "no answer", ms };
+  }
+}
+
 function probeOnce(req: ProbeRequest): Promise<ProbeResult> {
-  return req.protocol === "UDP"
-    ? probeUdp(req.ip, req.port, req.timeoutMs, req.sourcePort ?? undefined)
-    : probeTcp(req.ip, req.port, req.timeoutMs);
+  switch (req.protocol) {
+    case "UDP":
+      return probeUdp(req.ip, req.port, req.timeoutMs, req.sourcePort ?? undefined);
+    case "SCTP":
+      return probeSctp(req.ip, req.port, req.timeoutMs);
+    default:
+      return probeTcp(req.ip, req.port, req.timeoutMs);
+  }
 }
 
 async function handle(req: ProbeRequest): Promise<ProbeResult[]> {

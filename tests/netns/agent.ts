@@ -25,6 +25,8 @@ export interface AgentOptions {
   readonly tcpPorts?: readonly number[];
   /** UDP ports to serve on. */
   readonly udpPorts?: readonly number[];
+  /** SCTP ports to serve on (raw sockets). */
+  readonly sctpPorts?: readonly number[];
 }
 
 /** A running agent in one namespace. */
@@ -65,6 +67,7 @@ export async function startAgent(netns: string, options: AgentOptions): Promise<
   ];
   if (options.tcpPorts?.length) args.push("--tcp", options.tcpPorts.join(","));
   if (options.udpPorts?.length) args.push("--udp", options.udpPorts.join(","));
+  if (options.sctpPorts?.length) args.push("--sctp", options.sctpPorts.join(","));
   const child = new Deno.Command("ip", {
     args,
     stdin: "piped",

@@ -5,8 +5,8 @@
  * @module
  */
 
-/** Transport of a probe. */
-export type ProbeProtocol = "TCP" | "UDP";
+/** Transport of a probe (SCTP over raw sockets: an INIT, answered by an INIT ACK). */
+export type ProbeProtocol = "TCP" | "UDP" | "SCTP";
 
 /** Where a probe goes. */
 export interface ProbeTarget {

@@ -67,7 +67,7 @@ export interface TwoNodeLab {
 
 /** Options of {@link createTwoNodeLab}. */
 export interface TwoNodeLabOptions {
-  /** Ports each pod serves on (TCP and UDP); default {@link LAB_POD_PORTS}. */
+  /** Ports each pod serves on (TCP, UDP and SCTP); default {@link LAB_POD_PORTS}. */
   readonly podPorts?: readonly number[];
 }
 
@@ -138,7 +138,7 @@ async function linkPod(nodeNs: string, podNs: string, pod: LabPod): Promise<void
 
 /**
  * Builds a two-node lab: namespaces, links, addresses, routes, sysctls, and one server per pod
- * (TCP and UDP on every pod port), listening before this resolves. On any failure everything
+ * (TCP, UDP and SCTP on every pod port), listening before this resolves. On any failure everything
  * built is removed.
  */
 export async function createTwoNodeLab(options: TwoNodeLabOptions = {}): Promise<TwoNodeLab> {
@@ -173,7 +173,7 @@ export async function createTwoNodeLab(options: TwoNodeLabOptions = {}): Promise
       const isPod = podNs.has(role);
       agent = startAgent(ns, {
         name: role,
-        ...(isPod ? { tcpPorts: podPorts, udpPorts: podPorts } : {}),
+        ...(isPod ? { tcpPorts: podPorts, udpPorts: podPorts, sctpPorts: podPorts } : {}),
       });
       agents.set(ns, agent);
     }
