@@ -99,3 +99,16 @@ export async function runTool(
   if (result.code !== 0) throw new ToolError(toolArgv(tool, args, options.netns), result);
   return result.stdout;
 }
+
+/**
+ * Starts a long-running tool (a monitor) with its stdout piped for streaming and stderr piped;
+ * the caller reads stdout, and kills and awaits the child.
+ */
+export function spawnTool(
+  tool: string,
+  args: readonly string[],
+  options: Pick<RunToolOptions, "netns"> = {},
+): Deno.ChildProcess {
+  const [cmd, ...rest] = toolArgv(tool, args, options.netns) as [string, ...string[]];
+  return new Deno.Command(cmd, { args: rest, stdout: "piped", stderr: "piped" }).spawn();
+}

@@ -39,6 +39,32 @@ const OBJECTS = [
   }),
 ];
 
+/** An SCTP service (no pod listens: the trace of the INIT is what is checked). */
+const SCTP_OBJECTS = [
+  {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: "diameter", namespace: "default" },
+    spec: {
+      clusterIP: "198.18.128.40",
+      clusterIPs: ["198.18.128.40"],
+      ports: [{ name: "d", protocol: "SCTP", port: 3868 }],
+    },
+  },
+  {
+    apiVersion: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    metadata: {
+      name: "diameter-1",
+      namespace: "default",
+      labels: { "kubernetes.io/service-name": "diameter" },
+    },
+    addressType: "IPv4",
+    ports: [{ name: "d", protocol: "SCTP", port: 3868 }],
+    endpoints: [{ addresses: ["198.18.1.10"], nodeName: "node-a" }],
+  },
+];
+
 /** The same service, but with no endpoint: what the kernel's rules are not. */
 const OBJECTS_EMPTY = [
   OBJECTS[0],
@@ -116,7 +142,7 @@ for (const mode of ["nftables", "iptables"] as const) {
           ? new NftablesApplier({ netns: topology.nodeNetns })
           : new IptablesApplier({ netns: topology.nodeNetns });
         const snapshot = buildSnapshot(
-          parseScenarioObjects(SCENARIO.name, OBJECTS),
+          parseScenarioObjects(SCENARIO.name, [...OBJECTS, ...SCTP_OBJECTS]),
           scenarioSettings(SCENARIO),
         );
         await applier.sync({
@@ -124,7 +150,7 @@ for (const mode of ["nftables", "iptables"] as const) {
           changedServicePorts: snapshot.servicePorts.map((sp) => sp.id),
           full: true,
         });
-        const dir = await writeManifests(OBJECTS);
+        const dir = await writeManifests([...OBJECTS, ...SCTP_OBJECTS]);
         dirs.push(dir);
 
         // A working service: a pod to the ClusterIP (arrives through a TUN device).
@@ -160,6 +186,16 @@ for (const mode of ["nftables", "iptables"] as const) {
           (wrong.answer["verdict"] as { kind: string }).kind,
           mode === "nftables" ? "reject" : "routed",
         );
+
+        // SCTP: an INIT with its CRC-32C, DNATed like any first packet.
+        const sctp = await explainLive(topology, dir, mode, [
+          "--to",
+          "198.18.128.40:3868/sctp",
+          "--from",
+          "198.18.1.12",
+        ]);
+        assert.equal(sctp.code, 0, sctp.stderr);
+        assert.equal((sctp.answer["live"] as { endpoint: string }).endpoint, "198.18.1.10:3868");
 
         // ClientIP affinity: once pod3 is pinned, explain reads the kernel's affinity state and
         // predicts that one endpoint, and the kernel agrees.

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { runTool, runToolResult, toolArgv } from "../../apply/run_tool.ts";
+import { runTool, runToolResult, spawnTool } from "../../apply/run_tool.ts";
 import { TABLE_NAME } from "../../render/nftables/names.ts";
 import type { ExplainMode } from "../answer.ts";
 import type { ExplainPacket } from "../packet.ts";
@@ -58,8 +58,7 @@ class Monitor {
   #changed: () => void = () => {};
 
   constructor(tool: string, args: readonly string[], netns: string | undefined) {
-    const [cmd, ...rest] = toolArgv(tool, args, netns) as [string, ...string[]];
-    const child = new Deno.Command(cmd, { args: rest, stdout: "piped", stderr: "piped" }).spawn();
+    const child = spawnTool(tool, args, netns === undefined ? {} : { netns });
     this.#child = child;
     this.#done = (async () => {
       const decoder = new TextDecoder();
