@@ -277,7 +277,6 @@ function causeText(
   m: Matched | null,
   packet: ExplainPacket,
   snapshot: ProxySnapshot,
-  fromNode: boolean,
 ): string {
   const id = m?.sp.id ?? "the service";
   switch (cause) {
@@ -293,10 +292,7 @@ function causeText(
     case "no-local-endpoints": {
       const policy = m?.match.policy.name ?? "the traffic policy";
       const node = snapshot.node.name || "this node";
-      const extra = fromNode && m?.match.traffic === "external"
-        ? " (the node's own connections to it are dropped too)"
-        : "";
-      return `${policy} is Local and no usable endpoint of ${id} runs on ${node}${extra}`;
+      return `${policy} is Local and no usable endpoint of ${id} runs on ${node}`;
     }
     case "no-such-port": {
       const owners = snapshot.servicePorts.filter((sp) =>
@@ -472,7 +468,7 @@ export function explainPacket(
   let blocked: string | null = null;
   if (outcome.kind === "dropped" || outcome.kind === "rejected") {
     const cause = causeOf(outcome, mode);
-    const reason = causeText(cause, matched, packet, snapshot, fromNode);
+    const reason = causeText(cause, matched, packet, snapshot);
     verdict = {
       kind: outcome.kind === "dropped" ? "drop" : "reject",
       reason,
