@@ -249,7 +249,13 @@ function setOf(m: Matched, mode: ExplainMode, path: readonly PathEvent[]): Endpo
   return "cluster";
 }
 
-type Cause = "firewall" | "no-local-endpoints" | "no-endpoints" | "no-such-port" | "localnet";
+type Cause =
+  | "firewall"
+  | "no-local-endpoints"
+  | "no-endpoints"
+  | "no-such-port"
+  | "localnet"
+  | "other";
 
 function causeOf(outcome: TraceOutcome, mode: ExplainMode): Cause {
   const by = outcome.by;
@@ -257,19 +263,25 @@ function causeOf(outcome: TraceOutcome, mode: ExplainMode): Cause {
   const chain = by.chain;
   if (mode === "nftables") {
     if (chain.startsWith("firewall-")) return "firewall";
+    const path = outcome.branch.path;
     if (chain === FIXED.rejectChain) {
-      const path = outcome.branch.path;
       const enter = path.findLastIndex((e) => e.kind === "enter" && e.chain === FIXED.rejectChain);
       const before = path[enter - 1];
-      return before?.kind === "rule" && before.chain === FIXED.clusterIPsCheckChain
-        ? "no-such-port"
-        : "no-endpoints";
+      if (before?.kind === "rule" && before.chain === FIXED.clusterIPsCheckChain) {
+        return "no-such-port";
+      }
+      return before?.kind === "rule" && /@no-endpoint-/.test(before.rule)
+        ? "no-endpoints"
+        : "other";
     }
-    return "no-local-endpoints";
+    // A drop verdict of the no-endpoint maps: endpoints exist, none where the policy allows.
+    return /@no-endpoint-/.test(by.rule) ? "no-local-endpoints" : "other";
   }
   if (chain === "KUBE-PROXY-FIREWALL") return "firewall";
   if (chain === "KUBE-FIREWALL") return "localnet";
-  return outcome.kind === "rejected" ? "no-endpoints" : "no-local-endpoints";
+  if (/has no local endpoints/.test(by.rule)) return "no-local-endpoints";
+  if (/has no endpoints/.test(by.rule)) return "no-endpoints";
+  return "other";
 }
 
 function causeText(
@@ -306,6 +318,8 @@ function causeText(
     case "localnet":
       return "packets to 127.0.0.0/8 from other addresses are dropped (the route_localnet " +
         "protection kube-proxy installs with localhost NodePorts)";
+    case "other":
+      return "a rule of kproxy's drops it (see the rule path)";
   }
 }
 

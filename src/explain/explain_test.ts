@@ -471,3 +471,21 @@ Deno.test("every address of every service port, from a pod, the node and outside
   }
   assert.ok(answers > 100, `${answers} answers`);
 });
+
+Deno.test("iptables with localhost NodePorts: 127.0.0.1 from another address is dropped (route_localnet protection)", () => {
+  const lo = snapshotOf([
+    svc("np", {
+      type: "NodePort",
+      clusterIPs: ["198.18.128.90"],
+      ports: [{ ...HTTP, nodePort: 30090 }],
+    }),
+    slice("np", [{ ip: "198.18.1.10" }]),
+  ], { localhostNodePorts: true, nodePortAddresses: [] });
+  const ok = ask(lo, "127.0.0.1:30090", "127.0.0.1", "iptables");
+  assert.equal(ok.verdict.kind, "dnat");
+  assert.equal(ok.match?.kind, "NodePort");
+  const blocked = ask(lo, "127.0.0.1:9999", NODE_IP, "iptables");
+  assert.equal(blocked.verdict.kind, "drop");
+  assert.match(blocked.verdict.reason, /route_localnet/);
+  assert.equal(blocked.verdict.by?.chain, "KUBE-FIREWALL");
+});

@@ -6,7 +6,7 @@
  * @module
  */
 import { familyContext, fixedRules } from "../render/nftables/fixed_rules.ts";
-import { FIXED, TABLE_NAME, tableFamily } from "../render/nftables/names.ts";
+import { TABLE_NAME, tableFamily } from "../render/nftables/names.ts";
 import { renderServicePort } from "../render/nftables/service_port_rules.ts";
 import type { IPFamily, ProxySnapshot } from "../snapshot/types.ts";
 import type { FamilyPort } from "./candidates.ts";
@@ -77,7 +77,8 @@ export function nftablesView(
       if (set.startsWith("affinity-")) return (affinity.get(set) ?? []).includes(key);
       const elements = sets.get(set);
       if (elements === undefined) return false;
-      return elements.includes(key) || (set === FIXED.clusterCIDRsSet && inAnyCIDR(key, elements));
+      // Interval sets (cluster CIDRs, and any other set of prefixes) match by containment.
+      return elements.includes(key) || inAnyCIDR(key, elements.filter((e) => e.includes("/")));
     },
     isLocal: options.isLocal,
   };
