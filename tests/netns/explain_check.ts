@@ -9,6 +9,7 @@
  * @module
  */
 import type { ExplainAnswer } from "../../src/explain/answer.ts";
+import { confirmLive, formatLiveReport } from "../../src/explain/live/confirm.ts";
 import { explainPacket } from "../../src/explain/explain.ts";
 import { formatExplanation } from "../../src/explain/format.ts";
 import { packetOf, parseTarget } from "../../src/explain/packet.ts";
@@ -166,4 +167,49 @@ export function compareWithPackets(
 /** The answer as indented text, for failure reports. */
 export function answerReport(answer: ExplainAnswer): string {
   return formatExplanation(answer).split("\n").map((l) => `      ${l}`).join("\n");
+}
+
+/** Options of {@link judgeWithExplain}. */
+export interface JudgeOptions {
+  /** Whose rules to explain. */
+  readonly mode: ExplainMode;
+  /** Every address of the node. */
+  readonly nodeAddresses: readonly string[];
+  /** Trace the check's packet with `--live` in this node namespace (null: do not). */
+  readonly live: { readonly netns: string; readonly iptablesVariant: "nft" | "legacy" } | null;
+}
+
+/**
+ * The runner's explain judge for one check: the prediction against the probes, then (with
+ * `live`) the same packet sent and traced through the kernel's rules. Returns one problem line
+ * per disagreement (each with the answer for the report) and whether a live trace ran.
+ */
+export async function judgeWithExplain(
+  snapshot: ProxySnapshot,
+  check: ScenarioCheck,
+  results: readonly ProbeResult[],
+  options: JudgeOptions,
+): Promise<{ problems: string[]; traced: boolean }> {
+  const where = `${check.name} (${check.from} → ${check.ip}:${check.port})`;
+  const answer = explainCheck(snapshot, check, sourceOf(check, results), options);
+  const problems: string[] = [];
+  const disagreements = compareWithPackets(answer, results, options);
+  if (disagreements.length > 0) {
+    problems.push(`${where}: ${disagreements.join("; ")}\n${answerReport(answer)}`);
+  }
+  if (options.live === null) return { problems, traced: false };
+  const report = await confirmLive(snapshot, answer.packet, {
+    mode: options.mode,
+    nodeAddresses: options.nodeAddresses,
+    netns: options.live.netns,
+    iptablesVariant: options.live.iptablesVariant,
+  });
+  if (!report.live.agrees) {
+    problems.push(
+      `${where}: explain --live: ${report.live.problems.join("; ")}\n${
+        answerReport(report.answer)
+      }\n${formatLiveReport(report)}`,
+    );
+  }
+  return { problems, traced: true };
 }

@@ -15,8 +15,7 @@ import {
   type SnapshotSettings,
 } from "../../src/snapshot/proxy_state.ts";
 import type { ExplainMode } from "../../src/explain/answer.ts";
-import { confirmLive, formatLiveReport } from "../../src/explain/live/confirm.ts";
-import { answerReport, compareWithPackets, explainCheck, sourceOf } from "./explain_check.ts";
+import { judgeWithExplain } from "./explain_check.ts";
 import { THIS_NODE } from "./manifests.ts";
 import { evaluateCheck, type Scenario, type ScenarioCheck } from "./scenario.ts";
 import {
@@ -35,9 +34,10 @@ export interface ScenarioBackend {
   makeApplier(netns: string): Applier;
   /**
    * Whose rules `kproxy explain` traces for this backend; every check's probes are also judged
-   * against explain's prediction. Default: from the name (`iptables…` or `nftables…`).
+   * against explain's prediction and its packet traced with `--live`. Default: from the name
+   * (`iptables…` or `nftables…`); null: not kproxy's rules, no explain.
    */
-  readonly explainMode?: ExplainMode;
+  readonly explainMode?: ExplainMode | null;
 }
 
 /** The iptables variant a backend's name says (`iptables-legacy` → legacy), for `--live`. */
@@ -45,12 +45,12 @@ export function iptablesVariantOf(backend: ScenarioBackend): "nft" | "legacy" {
   return backend.name.includes("legacy") ? "legacy" : "nft";
 }
 
-/** The explain mode of a backend: given, or from its name. */
-export function explainModeOf(backend: ScenarioBackend): ExplainMode {
+/** The explain mode of a backend: given, or from its name (null for other proxies). */
+export function explainModeOf(backend: ScenarioBackend): ExplainMode | null {
   if (backend.explainMode !== undefined) return backend.explainMode;
   if (backend.name.startsWith("iptables")) return "iptables";
   if (backend.name.startsWith("nftables")) return "nftables";
-  throw new Error(`Scenario backend ${backend.name} needs an explainMode`);
+  return null;
 }
 
 /** Options of {@link registerScenarioTests}. */
@@ -199,35 +199,17 @@ export async function runScenario(
         const results = await runCheck(topology, check);
         probes += results.length;
         problems.push(...evaluateCheck(check, results, context));
-        const answer = explainCheck(live, check, sourceOf(check, results), {
+        if (explainMode === null) continue;
+        const judged = await judgeWithExplain(live, check, results, {
           mode: explainMode,
           nodeAddresses: topology.node.addresses,
+          // After a cleanup kproxy's tables are gone: nothing to trace.
+          live: cleanedUp
+            ? null
+            : { netns: topology.nodeNetns, iptablesVariant: iptablesVariantOf(backend) },
         });
-        const disagreements = compareWithPackets(answer, results, context);
-        if (disagreements.length > 0) {
-          problems.push(
-            `${check.name} (${check.from} → ${check.ip}:${check.port}): ${
-              disagreements.join("; ")
-            }\n${answerReport(answer)}`,
-          );
-        }
-        // And `kproxy explain --live`: the same packet, sent and traced in the node namespace.
-        if (!cleanedUp) {
-          const report = await confirmLive(live, answer.packet, {
-            mode: explainMode,
-            nodeAddresses: topology.node.addresses,
-            netns: topology.nodeNetns,
-            iptablesVariant: iptablesVariantOf(backend),
-          });
-          liveChecks++;
-          if (!report.live.agrees) {
-            problems.push(
-              `${check.name} (${check.from} → ${check.ip}:${check.port}): explain --live: ${
-                report.live.problems.join("; ")
-              }\n${answerReport(report.answer)}\n${formatLiveReport(report)}`,
-            );
-          }
-        }
+        problems.push(...judged.problems);
+        if (judged.traced) liveChecks++;
       }
       probeMs += performance.now() - p0;
       if (problems.length > 0) {
