@@ -109,8 +109,13 @@ function randomId(): string {
 function probeMatch(packet: ExplainPacket, sourcePort: number): string {
   const ipX = packet.family === "IPv4" ? "ip" : "ip6";
   const proto = packet.protocol.toLowerCase();
-  // Only the probe itself: not the reset its spoofed source sends back on the same tuple.
-  const first = packet.protocol === "TCP" ? " tcp flags & (syn | ack) == syn" : "";
+  // Only the probe itself, not what its spoofed source sends back on the same tuple (a TCP
+  // reset, an SCTP ABORT): a SYN, or an INIT.
+  const first = packet.protocol === "TCP"
+    ? " tcp flags & (syn | ack) == syn"
+    : packet.protocol === "SCTP"
+    ? " sctp chunk init exists"
+    : "";
   return `${ipX} saddr ${packet.source} ${ipX} daddr ${packet.destination} ` +
     `meta l4proto ${proto} th sport ${sourcePort} th dport ${packet.port}${first}`;
 }
