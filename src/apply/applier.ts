@@ -1,5 +1,6 @@
 /** The pluggable applier: what every backend (nftables, iptables, dry-run) offers the sync loop. */
 import type { ProxySnapshot } from "../snapshot/types.ts";
+import type { ConntrackReconcileReport } from "./conntrack.ts";
 
 /** One sync the loop asks an applier to make live. */
 export interface SyncRequest {
@@ -25,8 +26,10 @@ export interface SyncResult {
   readonly linesSent: number;
   /** Rules kproxy now owns, when the backend counts them (for metrics). */
   readonly ruleCount: number;
-  /** UDP endpoints whose conntrack entries were cleared. */
+  /** Stale UDP conntrack entries deleted after the sync. */
   readonly conntrackCleared: number;
+  /** Per family, what the conntrack reconciler did, when it ran (it runs after UDP changes). */
+  readonly conntrack?: readonly ConntrackReconcileReport[];
 }
 
 /** A backend that makes snapshots live. A failed sync throws and leaves the old rules. */

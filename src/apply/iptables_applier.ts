@@ -9,8 +9,8 @@
  * by design) and inserts missing jump rules — all in one restore per family. Partial syncs send
  * only the changed service ports' chains and their rules in the shared chains, planned against
  * the applier's memory of what is live. A restore that fails leaves the old rules (each table
- * commits atomically), throws, and makes the next sync full. UDP conntrack entries of endpoints
- * that went away are then deleted.
+ * commits atomically), throws, and makes the next sync full. Stale UDP conntrack entries are then
+ * deleted (conntrack.ts).
  */
 import type { IPFamily } from "../model/ip.ts";
 import { familyContext } from "../render/iptables/family_context.ts";
@@ -36,8 +36,11 @@ import {
 import type { ProxySnapshot } from "../snapshot/types.ts";
 import type { Applier, SyncRequest, SyncResult } from "./applier.ts";
 import { registerApplier } from "./appliers.ts";
-import { conntrackDeleteArgs, type ConntrackFilter, staleConntrackFilters } from "./conntrack.ts";
-import { clearStaleConntrackAtStart } from "./conntrack_start.ts";
+import {
+  conntrackCleanupRequired,
+  type ConntrackReconcileReport,
+  reconcileConntrack,
+} from "./conntrack.ts";
 import { type RunToolOptions, runToolResult, ToolError, type ToolResult } from "./run_tool.ts";
 import { nextGeneration, readNftGeneration } from "./nft_generation.ts";
 
@@ -79,7 +82,7 @@ export interface IptablesApplierOptions {
   readonly families?: readonly IPFamily[];
   /** Binaries to use instead of the variant's (tests: a restore that always fails). */
   readonly tools?: Partial<IptablesTools>;
-  /** Delete stale UDP conntrack entries after each sync (default true). */
+  /** Delete stale UDP conntrack entries after syncs that change UDP services (default true). */
   readonly conntrackCleanup?: boolean;
   /** Add `--random-fully` to MASQUERADE (default true; iptables ≥ 1.6.2). */
   readonly randomFully?: boolean;
@@ -350,46 +353,23 @@ export class IptablesApplier implements Applier {
     const prev = this.#lastSnapshot;
     this.#lastSnapshot = snapshot;
 
-    let conntrackCleared = 0;
-    if (this.#conntrackCleanup && prev === null) {
-      // A fresh start: delete only stale entries, keeping established UDP flows.
+    let conntrack: ConntrackReconcileReport[] = [];
+    if (
+      this.#conntrackCleanup &&
+      conntrackCleanupRequired(prev, snapshot, full ? undefined : request.changedServicePorts)
+    ) {
       const tools = await this.#toolsFor();
-      conntrackCleared = await clearStaleConntrackAtStart(
+      conntrack = await reconcileConntrack(
         snapshot,
         this.#families,
         (args) => this.#tool(tools.conntrack, args, undefined, 60_000),
-        this.#log,
+        { log: this.#log },
       );
-    } else if (this.#conntrackCleanup) {
-      const filters = (full
-        ? staleConntrackFilters(prev, snapshot)
-        : staleConntrackFilters(prev, snapshot, request.changedServicePorts))
-        .filter((f) =>
-          this.#families.includes(f.family)
-        );
-      if (filters.length > 0) conntrackCleared = await this.#clearConntrack(filters);
     }
     let ruleCount = 0;
     for (const f of next.values()) ruleCount += f.ruleCount;
-    return { full, linesSent, ruleCount, conntrackCleared };
-  }
-
-  /** `conntrack -D` per filter, like conntrack.ts's clearConntrack but through this applier's runner. */
-  async #clearConntrack(filters: readonly ConntrackFilter[]): Promise<number> {
-    const tools = await this.#toolsFor();
-    let cleared = 0;
-    for (const filter of filters) {
-      const args = conntrackDeleteArgs(filter);
-      try {
-        const r = await this.#tool(tools.conntrack, args, undefined, 10_000);
-        // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
-        if (r.code === 0 || /0 flow entries/.test(r.stderr)) cleared++;
-        else this.#log(`conntrack ${args.join(" ")} exited with ${r.code}: ${r.stderr.trim()}`);
-      } catch (error) {
-        this.#log(`conntrack ${args.join(" ")} could not run: ${String(error)}`);
-      }
-    }
-    return cleared;
+    const conntrackCleared = conntrack.reduce((n, r) => n + r.deleted, 0);
+    return { full, linesSent, ruleCount, conntrackCleared, conntrack };
   }
 
   async #fullSync(

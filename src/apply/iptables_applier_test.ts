@@ -25,6 +25,8 @@ class FakeHost {
   readonly calls: string[] = [];
   readonly sysctl = new Map<string, string>([["net.ipv4.conf.all.route_localnet", "0"]]);
   failRestore = false;
+  /** What `conntrack -L` lists. */
+  conntrackTable = "";
 
   constructor() {
     for (const f of [this.v4, this.v6]) f.restore("*filter\nCOMMIT\n*nat\nCOMMIT\n");
@@ -52,7 +54,14 @@ class FakeHost {
       this.sysctl.set(k, v);
       return ok();
     }
-    if (tool === "conntrack") return ok();
+    if (tool === "conntrack" && args[0] === "-L") return ok(this.conntrackTable);
+    if (tool === "conntrack") {
+      return Promise.resolve({
+        code: 0,
+        stdout: "",
+        stderr: "1 flow entries have been deleted.\n",
+      });
+    }
     return fail(`${tool}: not found`);
   };
 
@@ -360,20 +369,23 @@ Deno.test("UDP endpoints that go away get their conntrack entries deleted", asyn
     objects: [...objects([nodeA()]), ...webObjects(2, "UDP")],
   }]);
   await applier.sync({ snapshot: r.state.snapshot, changedServicePorts: [], full: true });
+  // One flow on each endpoint; then 198.18.1.11 goes away.
+  host.conntrackTable = [10, 11].map((i) =>
+    `udp      17 29 src=198.18.2.1 dst=198.18.128.10 sport=400${i} dport=80 ` +
+    `src=198.18.1.${i} dst=198.18.2.1 sport=8080 dport=400${i} mark=0 use=1`
+  ).join("\n");
   r = reconcile(r.state, upserts(webObjects(1, "UDP")));
   const res = await applier.sync({
     snapshot: r.state.snapshot,
     changedServicePorts: r.changedServicePorts,
     full: false,
   });
-  assert.ok(res.conntrackCleared > 0);
-  assert.ok(
-    host.calls.some((c) =>
-      c.startsWith("conntrack -D -f ipv4 -p udp --orig-dst 198.18.128.10") &&
-      c.includes("--dst-nat 198.18.1.11")
-    ),
-    host.calls.join("\n"),
-  );
+  assert.equal(res.conntrackCleared, 1);
+  assert.deepEqual(res.conntrack?.map((c) => [c.family, c.deleted]), [["IPv4", 1]]);
+  assert.deepEqual(host.calls.filter((c) => c.startsWith("conntrack -D")), [
+    "conntrack -D -f ipv4 -p udp --orig-dst 198.18.128.10 --orig-port-dst 80 " +
+    "--reply-src 198.18.1.11 --reply-port-src 8080",
+  ]);
 });
 
 Deno.test("tool overrides replace the variant's binaries", async () => {

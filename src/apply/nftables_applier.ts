@@ -6,7 +6,7 @@
  * keeping session-affinity state. Partial syncs send only the chains, sets and map elements of
  * the changed service ports, planned against the applier's memory of what is live. nft applies
  * a transaction all-or-nothing, so a failure leaves the previous rules and makes the next sync
- * a from-scratch one. UDP conntrack entries of endpoints that went away are then deleted.
+ * a from-scratch one. Stale UDP conntrack entries are then deleted (conntrack.ts).
  */
 import {
   type FamilyTable,
@@ -20,8 +20,7 @@ import { TABLE_NAME } from "../render/nftables/names.ts";
 import type { IPFamily, ProxySnapshot } from "../snapshot/types.ts";
 import type { Applier, SyncRequest, SyncResult } from "./applier.ts";
 import { registerApplier } from "./appliers.ts";
-import { clearConntrack, staleConntrackFilters } from "./conntrack.ts";
-import { clearStaleConntrackAtStart } from "./conntrack_start.ts";
+import { conntrackCleanupRequired, reconcileConntrack } from "./conntrack.ts";
 import { runTool, runToolResult } from "./run_tool.ts";
 import { nextGeneration, readNftGeneration } from "./nft_generation.ts";
 
@@ -35,7 +34,7 @@ export interface NftablesApplierOptions {
   readonly conntrackPath?: string;
   /** Log sink. */
   readonly log?: (line: string) => void;
-  /** Delete stale UDP conntrack entries after each sync (default true). */
+  /** Delete stale UDP conntrack entries after syncs that change UDP services (default true). */
   readonly conntrackCleanup?: boolean;
   /** The families to program (default both; IPv4 only on hosts without IPv6). */
   readonly families?: readonly IPFamily[];
@@ -191,29 +190,27 @@ export class NftablesApplier implements Applier {
     const prev = this.#lastSnapshot;
     this.#lastSnapshot = snapshot;
 
-    let conntrackCleared = 0;
-    if (this.#conntrackCleanup && prev === null) {
-      // A fresh start: delete only stale entries, keeping established UDP flows.
-      conntrackCleared = await clearStaleConntrackAtStart(
+    const conntrack = this.#conntrackCleanup &&
+        conntrackCleanupRequired(
+          prev,
+          snapshot,
+          kind === "partial" ? request.changedServicePorts : undefined,
+        )
+      ? await reconcileConntrack(
         snapshot,
         this.#families,
         (args) => runToolResult(this.#conntrack, args, this.#toolOptions()),
-        this.#log,
-      );
-    } else if (this.#conntrackCleanup) {
-      const filters = kind === "partial"
-        ? staleConntrackFilters(prev, snapshot, request.changedServicePorts)
-        : staleConntrackFilters(prev, snapshot);
-      if (filters.length > 0) {
-        conntrackCleared = await clearConntrack(filters, {
-          ...(this.#netns !== undefined ? { netns: this.#netns } : {}),
-          conntrackPath: this.#conntrack,
-          log: this.#log,
-        });
-      }
-    }
+        { log: this.#log },
+      )
+      : [];
     const rules = (this.#live ?? []).reduce((n, t) => n + ruleCount(t), 0);
-    return { full: kind !== "partial", linesSent, ruleCount: rules, conntrackCleared };
+    return {
+      full: kind !== "partial",
+      linesSent,
+      ruleCount: rules,
+      conntrackCleared: conntrack.reduce((n, r) => n + r.deleted, 0),
+      conntrack,
+    };
   }
 
   /** `nft list table ip kproxy` and `ip6 kproxy`, as the kernel reports them. */

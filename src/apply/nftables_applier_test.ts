@@ -38,6 +38,8 @@ async function fakes(): Promise<Fakes> {
   await Deno.writeTextFile(
     conntrack,
     `#!/bin/sh\necho "$*" >> ${dir}/conntrack.log\n` +
+      // -L lists conntrack.table; -D deletes nothing (the flow ended by itself meanwhile).
+      `if [ "$1" = -L ]; then cat ${dir}/conntrack.table 2>/dev/null; exit 0; fi\n` +
       `echo "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted." >&2\nexit 1\n`,
   );
   await Deno.chmod(nft, 0o755);
@@ -84,6 +86,12 @@ Deno.test("nftables applier: scratch, then flush, then partial transactions", as
     assert.match(call!, /flush map ip kproxy service-ips\n/);
     assert.doesNotMatch(call!, /delete table/);
 
+    // A flow pinned to 198.18.1.1, which then goes away.
+    await Deno.writeTextFile(
+      `${f.dir}/conntrack.table`,
+      "udp      17 29 src=198.18.2.1 dst=198.18.128.53 sport=40001 dport=53 " +
+        "src=198.18.1.1 dst=198.18.2.1 sport=53 dport=40001 mark=0 use=1\n",
+    );
     const b = dns(["198.18.1.2"]);
     result = await applier.sync({
       snapshot: b,
@@ -106,13 +114,18 @@ Deno.test("nftables applier: scratch, then flush, then partial transactions", as
         .join("\n"),
     );
     assert.equal(result.linesSent, 4);
-    // The removed UDP endpoint's flows were cleared ("0 deleted" counts as done); the first
-    // sync listed each family's UDP flows to delete only stale ones (the fake lists none).
-    assert.equal(result.conntrackCleared, 1);
+    // The first sync and the UDP change listed the IPv4 UDP table (IPv6 has no UDP service);
+    // the flush resync changed nothing UDP and did not. The flow pinned to the removed
+    // endpoint was deleted (the fake says none was left by then).
+    assert.equal(result.conntrackCleared, 0);
+    assert.deepEqual(result.conntrack, [
+      { family: "IPv4", deleted: 0, durationSeconds: result.conntrack?.[0]?.durationSeconds },
+      { family: "IPv6", deleted: 0, durationSeconds: result.conntrack?.[1]?.durationSeconds },
+    ]);
     assert.deepEqual(await f.calls("conntrack"), [
       "-L -f ipv4 -p udp",
-      "-L -f ipv6 -p udp",
-      "-D -f ipv4 -p udp --orig-dst 198.18.128.53 --orig-port-dst 53 --dst-nat 198.18.1.1",
+      "-L -f ipv4 -p udp",
+      "-D -f ipv4 -p udp --orig-dst 198.18.128.53 --orig-port-dst 53 --reply-src 198.18.1.1 --reply-port-src 53",
     ]);
 
     // Nothing changed: nothing is sent.
@@ -178,6 +191,12 @@ Deno.test("nftables applier: a resync sends only the changes while nobody else c
     assert.equal((await f.calls("nft")).length, 1);
 
     // A change that comes with the resync is all it sends.
+    // A flow pinned to 198.18.1.1, which then goes away.
+    await Deno.writeTextFile(
+      `${f.dir}/conntrack.table`,
+      "udp      17 29 src=198.18.2.1 dst=198.18.128.53 sport=40001 dport=53 " +
+        "src=198.18.1.1 dst=198.18.2.1 sport=53 dport=40001 mark=0 use=1\n",
+    );
     const b = dns(["198.18.1.2"]);
     result = await applier.sync({
       snapshot: b,

@@ -3,6 +3,7 @@
  * buckets as upstream `pkg/proxy/metrics`, registered per mode like upstream) plus a few
  * `kproxy_*` ones. The sync loop calls the recording methods; `/metrics` calls `render()`.
  */
+import type { ConntrackReconcileReport } from "../apply/conntrack.ts";
 import type { ProxyMode } from "../config/proxy_config.ts";
 import type { IPFamily, ProxySnapshot } from "../snapshot/types.ts";
 import {
@@ -124,6 +125,10 @@ export class ProxyMetrics {
   readonly nftablesSyncFailuresTotal: Counter | null;
   /** nftables: `kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total`. */
   readonly nftablesCleanupFailuresTotal: Counter | null;
+  /** `kubeproxy_conntrack_reconciler_sync_duration_seconds{ip_family}`. */
+  readonly conntrackReconcilerLatency: Histogram;
+  /** `kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family}`. */
+  readonly conntrackReconcilerDeletedEntries: Counter;
   /** `kproxy_sync_proxy_rules_total`: rules kproxy owns after the last sync (every mode). */
   readonly rulesTotal: Gauge;
   /** `kproxy_sync_proxy_rules_last`: lines the last sync sent (every mode). */
@@ -255,6 +260,19 @@ export class ProxyMetrics {
       })
       : null;
 
+    // Registered in both modes, as upstream registers them for iptables and nftables.
+    this.conntrackReconcilerLatency = reg.histogram({
+      name: "kubeproxy_conntrack_reconciler_sync_duration_seconds",
+      help: "ReconcileConntrackFlowsLatency latency in seconds",
+      buckets: SYNC_DURATION_BUCKETS,
+      labelNames: fam,
+    });
+    this.conntrackReconcilerDeletedEntries = reg.counter({
+      name: "kubeproxy_conntrack_reconciler_deleted_entries_total",
+      help: "Cumulative conntrack flows deleted by conntrack reconciler",
+      labelNames: fam,
+    });
+
     this.rulesTotal = reg.gauge({
       name: "kproxy_sync_proxy_rules_total",
       help: "Rules (or nftables objects) kproxy owns after the last successful sync",
@@ -344,6 +362,15 @@ export class ProxyMetrics {
       if (sync.full) this.iptablesRestoreFailuresTotal?.inc(l);
       else this.iptablesPartialRestoreFailuresTotal?.inc(l);
     });
+  }
+
+  /** The conntrack reconciler ran after a sync: per family, its duration and deletions. */
+  conntrackReconciled(reports: readonly ConntrackReconcileReport[]): void {
+    for (const r of reports) {
+      const l = { ip_family: r.family };
+      this.conntrackReconcilerLatency.observe(r.durationSeconds, l);
+      this.conntrackReconcilerDeletedEntries.inc(l, r.deleted);
+    }
   }
 
   /** Removing stale chains failed (nftables). */

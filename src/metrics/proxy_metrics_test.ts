@@ -202,3 +202,36 @@ Deno.test("per-family series render from the start", () => {
     /^kubeproxy_sync_proxy_rules_nftables_sync_failures_total\{ip_family="IPv4"\} 0$/m,
   );
 });
+
+Deno.test("the conntrack reconciler's metrics, in both modes, per family", () => {
+  for (const mode of ["nftables", "iptables"] as const) {
+    const m = new ProxyMetrics({ mode, ipFamilies: ["IPv4", "IPv6"] });
+    m.conntrackReconciled([
+      { family: "IPv4", deleted: 3, durationSeconds: 0.0015 },
+      { family: "IPv6", deleted: 0, durationSeconds: 0.0002 },
+    ]);
+    m.conntrackReconciled([{ family: "IPv4", deleted: 2, durationSeconds: 0.0005 }]);
+    const text = m.render();
+    assert.match(
+      text,
+      /^# HELP kubeproxy_conntrack_reconciler_sync_duration_seconds ReconcileConntrackFlowsLatency latency in seconds$/m,
+    );
+    assert.match(
+      text,
+      /^kubeproxy_conntrack_reconciler_sync_duration_seconds_count\{ip_family="IPv4"\} 2$/m,
+    );
+    assert.match(
+      text,
+      /^kubeproxy_conntrack_reconciler_sync_duration_seconds_bucket\{ip_family="IPv4",le="0.001"\} 1$/m,
+    );
+    assert.match(text, /^# TYPE kubeproxy_conntrack_reconciler_deleted_entries_total counter$/m);
+    assert.match(
+      text,
+      /^kubeproxy_conntrack_reconciler_deleted_entries_total\{ip_family="IPv4"\} 5$/m,
+    );
+    assert.match(
+      text,
+      /^kubeproxy_conntrack_reconciler_deleted_entries_total\{ip_family="IPv6"\} 0$/m,
+    );
+  }
+});

@@ -182,6 +182,7 @@ export class ProxyRuntimeStore implements ProxyRuntime {
           ruleCount: result.ruleCount,
           linesSent: result.linesSent,
         });
+        metrics.conntrackReconciled(result.conntrack ?? []);
         metrics.snapshotApplied(snapshot);
         this.recordSync(record, snapshot);
         this.#updateHealthCheckNodePorts(snapshot);

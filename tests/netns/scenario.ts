@@ -52,6 +52,12 @@ export interface ScenarioCheck {
   readonly probes?: number;
   /** UDP only: fixed source port, so every probe is the same conntrack flow. */
   readonly sourcePort?: number;
+  /**
+   * The probes continue a flow conntrack already tracks from an earlier step, and may go where
+   * the rules would no longer send a new flow: `kproxy explain` (which predicts new flows) does
+   * not judge them.
+   */
+  readonly establishedFlow?: boolean;
   /** Per-probe timeout in ms (default: the probe default). */
   readonly timeoutMs?: number;
   /** What every probe must see. */

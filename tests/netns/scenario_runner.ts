@@ -199,7 +199,7 @@ export async function runScenario(
         const results = await runCheck(topology, check);
         probes += results.length;
         problems.push(...evaluateCheck(check, results, context));
-        if (explainMode === null) continue;
+        if (explainMode === null || check.establishedFlow === true) continue;
         const judged = await judgeWithExplain(live, check, results, {
           mode: explainMode,
           nodeAddresses: topology.node.addresses,

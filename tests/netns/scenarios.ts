@@ -412,15 +412,28 @@ export const SCENARIOS: readonly Scenario[] = [
           service("dns", { clusterIPs: ["198.18.128.19"], ports: DNS }),
           endpointSlice("dns", { ports: DNS_TARGET, endpoints: [] }),
         ],
-        checks: [{
-          name: "the same flow is refused",
-          from: "pod3",
-          protocol: "UDP",
-          ip: "198.18.128.19",
-          port: 53,
-          sourcePort: 40053,
-          expect: { kind: "refused" },
-        }],
+        checks: [
+          {
+            // As upstream: a service without serving endpoints is left alone (its flows have
+            // nowhere to go), and the reject rules only see new flows.
+            name: "the same flow stays on pod1",
+            from: "pod3",
+            protocol: "UDP",
+            ip: "198.18.128.19",
+            port: 53,
+            sourcePort: 40053,
+            establishedFlow: true,
+            expect: { kind: "answer", pods: ["pod1"] },
+          },
+          {
+            name: "a new flow is refused",
+            from: "node",
+            protocol: "UDP",
+            ip: "198.18.128.19",
+            port: 53,
+            expect: { kind: "refused" },
+          },
+        ],
       },
       {
         name: "an endpoint again, pod2",
@@ -439,6 +452,120 @@ export const SCENARIOS: readonly Scenario[] = [
           probes: 3,
           expect: { kind: "answer", pods: ["pod2"] },
         }],
+      },
+    ],
+  },
+  {
+    // Upstream's conntrack reconciler (v1.32+): a flow is moved only when its endpoint no longer
+    // serves, not when the rules stop picking it for new flows.
+    name: "UDP flows stay on an endpoint while it serves (graceful drain, traffic policy)",
+    pods: 4,
+    steps: [
+      {
+        name: "one endpoint, pod0",
+        objects: [
+          thisNode(),
+          service("drain", { clusterIPs: ["198.18.128.21"], ports: DNS }),
+          endpointSlice("drain", { ports: DNS_TARGET, endpoints: [local(0)] }),
+        ],
+        checks: [{
+          name: "a flow reaches pod0",
+          from: "pod3",
+          protocol: "UDP",
+          ip: "198.18.128.21",
+          port: 53,
+          sourcePort: 40054,
+          probes: 2,
+          expect: { kind: "answer", pods: ["pod0"] },
+        }],
+      },
+      {
+        name: "pod0 terminating but serving, pod1 ready",
+        objects: [
+          thisNode(),
+          service("drain", { clusterIPs: ["198.18.128.21"], ports: DNS }),
+          endpointSlice("drain", {
+            ports: DNS_TARGET,
+            endpoints: [local(0, { ready: false, serving: true, terminating: true }), remote(1)],
+          }),
+        ],
+        checks: [
+          {
+            name: "the flow stays on pod0",
+            from: "pod3",
+            protocol: "UDP",
+            ip: "198.18.128.21",
+            port: 53,
+            sourcePort: 40054,
+            probes: 2,
+            establishedFlow: true,
+            expect: { kind: "answer", pods: ["pod0"] },
+          },
+          {
+            name: "new flows go to pod1",
+            from: "node",
+            protocol: "UDP",
+            ip: "198.18.128.21",
+            port: 53,
+            probes: 4,
+            expect: { kind: "answer", pods: ["pod1"] },
+          },
+        ],
+      },
+      {
+        name: "pod0 stops serving",
+        objects: [
+          thisNode(),
+          service("drain", { clusterIPs: ["198.18.128.21"], ports: DNS }),
+          endpointSlice("drain", {
+            ports: DNS_TARGET,
+            endpoints: [local(0, { ready: false, serving: false, terminating: true }), remote(1)],
+          }),
+        ],
+        checks: [{
+          name: "the flow moves to pod1",
+          from: "pod3",
+          protocol: "UDP",
+          ip: "198.18.128.21",
+          port: 53,
+          sourcePort: 40054,
+          probes: 2,
+          expect: { kind: "answer", pods: ["pod1"] },
+        }],
+      },
+      {
+        name: "internalTrafficPolicy Local: pod2 here, pod1 elsewhere",
+        objects: [
+          thisNode(),
+          service("drain", {
+            clusterIPs: ["198.18.128.21"],
+            ports: DNS,
+            internalTrafficPolicy: "Local",
+          }),
+          endpointSlice("drain", { ports: DNS_TARGET, endpoints: [local(2), remote(1)] }),
+        ],
+        checks: [
+          {
+            name: "the flow stays on pod1, which still serves",
+            from: "pod3",
+            protocol: "UDP",
+            ip: "198.18.128.21",
+            port: 53,
+            sourcePort: 40054,
+            probes: 2,
+            establishedFlow: true,
+            expect: { kind: "answer", pods: ["pod1"] },
+          },
+          {
+            name: "new flows go to the local pod2",
+            from: "node",
+            protocol: "UDP",
+            ip: "198.18.128.21",
+            port: 53,
+            probes: 4,
+            expect: { kind: "answer", pods: ["pod2"] },
+          },
+        ],
       },
     ],
   },
