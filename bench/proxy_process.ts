@@ -54,12 +54,22 @@ export interface ProxyProcess {
 
 const REPO = new URL("../", import.meta.url).pathname;
 
+/** Options of {@link proxyArgv} and {@link startProxy}. */
+export interface ProxyArgvOptions {
+  /** `--hostname-override`; default {@link BENCH_NODE_NAME}. */
+  readonly nodeName?: string;
+}
+
 /** The command line of a proxy. */
-export function proxyArgv(spec: ProxySpec, kubeconfig: string): string[] {
+export function proxyArgv(
+  spec: ProxySpec,
+  kubeconfig: string,
+  options: ProxyArgvOptions = {},
+): string[] {
   const common = [
     `--kubeconfig=${kubeconfig}`,
     `--proxy-mode=${spec.mode}`,
-    `--hostname-override=${BENCH_NODE_NAME}`,
+    `--hostname-override=${options.nodeName ?? BENCH_NODE_NAME}`,
     `--cluster-cidr=${BENCH_CLUSTER_CIDRS.join(",")}`,
   ];
   if (spec.minSyncPeriod !== undefined) {
@@ -87,8 +97,9 @@ export async function startProxy(
   netns: string,
   kubeconfig: string,
   logPath: string,
+  options: ProxyArgvOptions = {},
 ): Promise<ProxyProcess> {
-  const argv = proxyArgv(spec, kubeconfig);
+  const argv = proxyArgv(spec, kubeconfig, options);
   const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
   await log.write(new TextEncoder().encode(`### ip netns exec ${netns} ${argv.join(" ")}\n`));
   const startedAt = performance.timeOrigin + performance.now();

@@ -10,6 +10,7 @@
  */
 import * as http from "node:http";
 import * as https from "node:https";
+import { createGunzip } from "node:zlib";
 import "./kube_node_warnings.ts";
 import { KubeConfig, Watch } from "@kubernetes/client-node";
 import { type KubeTransport, statusError } from "./kube_transport.ts";
@@ -121,7 +122,11 @@ async function getJSON(
   const url = new URL(apiServerURL(kc) + path);
   for (const [k, v] of Object.entries(query)) if (v !== "") url.searchParams.set(k, v);
   const init = await kc.applyToFetchOptions({});
-  const headers: Record<string, string> = { Accept: "application/json" };
+  // Lists above 128 KiB come gzipped when asked (level 1 on the server): a tenth of the bytes.
+  const headers: Record<string, string> = {
+    Accept: "application/json",
+    "Accept-Encoding": "gzip",
+  };
   new Headers(init.headers as HeadersInit | undefined).forEach((v, k) => headers[k] = v);
   const agent = init.agent as http.Agent | undefined;
   const what = `list ${path}`;
@@ -130,9 +135,14 @@ async function getJSON(
     return await new Promise<unknown>((resolve, reject) => {
       const req = client.request(url, { method: "GET", headers, agent, signal }, (res) => {
         const chunks: Uint8Array[] = [];
-        res.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+        const gzipped = /^\s*gzip\s*$/i.test(String(res.headers["content-encoding"] ?? ""));
+        const body = gzipped ? res.pipe(createGunzip()) : res;
+        if (gzipped) {
+          body.on("error", (e: Error) => reject(new Error(`Cannot ${what}: ${e.message}`)));
+        }
+        body.on("data", (chunk: Uint8Array) => chunks.push(chunk));
         res.on("error", reject);
-        res.on("end", () => {
+        body.on("end", () => {
           const text = new TextDecoder().decode(concat(chunks));
           let body: unknown = null;
           try {

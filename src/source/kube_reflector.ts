@@ -1,14 +1,26 @@
 /**
- * List+watch of one kind, kept alive: client-go's reflector in small. It lists (page by page, a
- * consistent read), hands the differences to its {@link KubeObjectCache}, then watches from the
- * list's resourceVersion with bookmarks on. A watch that the server closes is resumed at once from
- * the last resourceVersion seen; one that fails is resumed with backoff; one that answers
- * `410 Gone` leads to a fresh list that replaces the cache; one that goes quiet longer than
- * `idleTimeoutMs` (no event, no bookmark) is dropped and started again.
+ * List+watch of one kind, kept alive: client-go's reflector in small. It lists, hands the
+ * differences to its {@link KubeObjectCache}, then watches from the list's resourceVersion with
+ * bookmarks on. A watch that the server closes is resumed at once from the last resourceVersion
+ * seen, without a list; one that fails is resumed with backoff; one that answers `410 Gone`
+ * leads to a list that replaces the cache; one that goes quiet longer than `idleTimeoutMs` (no
+ * event, no bookmark) is dropped and started again.
+ *
+ * Which resourceVersion a list asks for is client-go's choice, so that the API server answers
+ * from its watch cache instead of reading etcd (what matters when a whole fleet relists at once):
+ * the first list asks for `0` (any version; the cache ignores `limit` and answers in one piece);
+ * a relist after `410` asks for the last version seen ("not older than", again from the cache,
+ * without `limit`, which would send it to etcd); only when the server answers that this version
+ * is gone or not there yet does the reflector fall back to a consistent list (`""`), paged.
  */
 import type { KubeKind } from "../model/kube_object.ts";
 import { backoffDelayMs, type BackoffPolicy, DEFAULT_BACKOFF } from "./kube_backoff.ts";
-import { isExpired, type KubeTransport, statusError } from "./kube_transport.ts";
+import {
+  isExpired,
+  isTooLargeResourceVersion,
+  type KubeTransport,
+  statusError,
+} from "./kube_transport.ts";
 import type { CacheChange, KubeObjectCache, WatchEventType } from "./kube_object_cache.ts";
 import type { RateLimiter } from "./kube_rate_limiter.ts";
 
@@ -99,12 +111,32 @@ function resourceVersionOf(object: unknown): string | null {
     : null;
 }
 
+/** The list query for a list at `resourceVersion` (client-go's reflector's choice). */
+export function listQuery(
+  resourceVersion: string,
+  pageSize: number,
+  paginated: boolean,
+): Record<string, string> {
+  // "0": the watch cache answers in one piece whatever the limit, and etcd (no cache) pages.
+  // "": a consistent read, paged. Anything else: no limit, so the watch cache answers it —
+  // unless the server showed that it pages (no watch cache).
+  const paged = resourceVersion === "" || resourceVersion === "0" || paginated;
+  return {
+    ...(resourceVersion === "" ? {} : { resourceVersion }),
+    ...(paged ? { limit: String(pageSize) } : {}),
+  };
+}
+
 /** Keeps one kind's cache in step with the API server until stopped. */
 export class KubeReflector {
   readonly #opts: KubeReflectorOptions;
   readonly #log: (line: string) => void;
   readonly #name: string;
   #resourceVersion = "";
+  /** The last resourceVersion is gone or not there yet: the next list is a consistent read. */
+  #resourceVersionUnavailable = false;
+  /** A list at "0" came back paged: the server has no watch cache for this kind. */
+  #paginated = false;
   #stopped = true;
   #running: Promise<void> | null = null;
   #abortList: AbortController | null = null;
@@ -282,38 +314,65 @@ export class KubeReflector {
     });
   }
 
+  /** The resourceVersion the next list asks for. */
+  #relistResourceVersion(): string {
+    if (this.#resourceVersionUnavailable) return "";
+    return this.#resourceVersion === "" ? "0" : this.#resourceVersion;
+  }
+
   async #list(): Promise<void> {
     const controller = new AbortController();
     this.#abortList = controller;
     if (this.#stopped) controller.abort(new Error("stopped"));
     try {
-      const replacement = this.#opts.cache.startReplace();
-      let next = "";
-      let resourceVersion = "";
-      do {
-        await this.#opts.limiter?.wait(controller.signal);
-        const page = await this.#opts.transport.list(this.#opts.resource.path, {
-          ...this.#selectors(),
-          limit: String(this.#opts.pageSize ?? 500),
-          ...(next === "" ? {} : { continue: next }),
-        }, controller.signal);
-        replacement.add(page.items);
-        resourceVersion = page.resourceVersion;
-        next = page.continue;
-      } while (next !== "" && !this.#stopped);
-      if (this.#stopped) return;
-      const change = replacement.commit();
-      this.#resourceVersion = resourceVersion;
-      this.#stats.lists++;
-      this.#log(
-        `${this.#name} listed: ${this.#opts.cache.size} objects at resourceVersion ` +
-          `${resourceVersion}, ${change.events.length} changes`,
-      );
-      this.#emit(change);
-      this.#opts.onListed?.();
+      const at = this.#relistResourceVersion();
+      try {
+        await this.#listAt(at, controller.signal);
+      } catch (error) {
+        if (this.#stopped || at === "" || !(isExpired(error) || isTooLargeResourceVersion(error))) {
+          throw error;
+        }
+        this.#log(
+          `${this.#name} list at resourceVersion ${at} refused (${message(error)}); ` +
+            `listing the newest`,
+        );
+        this.#resourceVersionUnavailable = true;
+        await this.#listAt("", controller.signal);
+      }
+      this.#resourceVersionUnavailable = false;
     } finally {
       this.#abortList = null;
     }
+  }
+
+  async #listAt(at: string, signal: AbortSignal): Promise<void> {
+    const replacement = this.#opts.cache.startReplace();
+    const pageSize = this.#opts.pageSize ?? 500;
+    let next = "";
+    let resourceVersion = "";
+    let pages = 0;
+    do {
+      await this.#opts.limiter?.wait(signal);
+      const query = next === ""
+        ? { ...this.#selectors(), ...listQuery(at, pageSize, this.#paginated) }
+        : { ...this.#selectors(), limit: String(pageSize), continue: next };
+      const page = await this.#opts.transport.list(this.#opts.resource.path, query, signal);
+      replacement.add(page.items);
+      resourceVersion = page.resourceVersion;
+      next = page.continue;
+      pages++;
+    } while (next !== "" && !this.#stopped);
+    if (this.#stopped) return;
+    if (at === "0" && pages > 1) this.#paginated = true;
+    const change = replacement.commit();
+    this.#resourceVersion = resourceVersion;
+    this.#stats.lists++;
+    this.#log(
+      `${this.#name} listed: ${this.#opts.cache.size} objects at resourceVersion ` +
+        `${resourceVersion}${at === "" ? "" : ` (asked ${at})`}, ${change.events.length} changes`,
+    );
+    this.#emit(change);
+    this.#opts.onListed?.();
   }
 
   #emit(change: CacheChange): void {

@@ -7,7 +7,7 @@ import {
   type WatchHandlers,
 } from "./kube_transport.ts";
 import { type CacheChange, KubeObjectCache } from "./kube_object_cache.ts";
-import { KubeReflector } from "./kube_reflector.ts";
+import { KubeReflector, listQuery } from "./kube_reflector.ts";
 
 interface FakeWatch {
   readonly query: Readonly<Record<string, string | number | boolean>>;
@@ -109,8 +109,9 @@ Deno.test("reflector lists page by page, then watches from the list's resourceVe
   reflector.start();
   try {
     await until("a watch", () => transport.watches.length === 1);
+    // The first list at "0": the watch cache answers it whole; etcd (no cache) pages it.
     assert.deepEqual(transport.lists, [
-      { labelSelector: "!x", limit: "2" },
+      { labelSelector: "!x", resourceVersion: "0", limit: "2" },
       { labelSelector: "!x", limit: "2", continue: "tok" },
     ]);
     assert.equal(listed(), 1);
@@ -169,6 +170,9 @@ Deno.test("reflector relists on 410 Gone and deletes what vanished meanwhile", a
     assert.equal(listed(), 2);
     assert.equal(reflector.stats.expired, 1);
     assert.deepEqual(names(changes.slice(1)), ["+c", "-a"]);
+    // The relist asks for "not older than" the last version seen, without a limit: the watch
+    // cache answers it, not etcd.
+    assert.deepEqual(transport.lists.at(-1), { labelSelector: "!x", resourceVersion: "5" });
     assert.equal(transport.current.query["resourceVersion"], "50");
     // A watch refused with HTTP 410 does the same.
     transport.listAnswers.push(page("60", [svc("c", "40")]));
@@ -250,6 +254,67 @@ Deno.test("reflector reports invalid objects without stopping", async () => {
     assert.match(changes[0]?.errors[0]?.message ?? "", /default\/bad: spec\.ports\[0\]\.port/);
     assert.deepEqual(names(changes), ["+good"]);
     assert.equal(transport.watches.length, 1);
+  } finally {
+    await reflector.stop();
+  }
+});
+
+Deno.test("listQuery: client-go's choice of resourceVersion and limit", () => {
+  assert.deepEqual(listQuery("0", 500, false), { resourceVersion: "0", limit: "500" });
+  assert.deepEqual(listQuery("", 500, false), { limit: "500" });
+  assert.deepEqual(listQuery("77", 500, false), { resourceVersion: "77" });
+  // A server that paged a list at "0" has no watch cache: keep paging.
+  assert.deepEqual(listQuery("77", 500, true), { resourceVersion: "77", limit: "500" });
+});
+
+Deno.test("reflector falls back to a consistent list when the version it asks for is gone", async () => {
+  const { transport, changes, reflector } = setup();
+  transport.listAnswers.push(page("5", [svc("a", "1")]));
+  reflector.start();
+  try {
+    await until("a watch", () => transport.watches.length === 1);
+    transport.listAnswers.push(new KubeApiError("list", 410, "Expired", "too old"));
+    transport.listAnswers.push(page("90", [svc("a", "1"), svc("b", "80")]));
+    transport.current.handlers.onEvent("ERROR", { kind: "Status", code: 410, reason: "Expired" });
+    await until("a second watch", () => transport.watches.length === 2);
+    assert.deepEqual(transport.lists.slice(1), [
+      { labelSelector: "!x", resourceVersion: "5" },
+      { labelSelector: "!x", limit: "2" },
+    ]);
+    assert.deepEqual(names(changes.slice(1)), ["+b"]);
+    // A server not caught up yet (just restarted) answers 504: the same fallback.
+    transport.listAnswers.push(
+      new KubeApiError("list", 504, "Timeout", "Too large resource version: 95, current: 90"),
+    );
+    transport.listAnswers.push(page("96", [svc("b", "80")]));
+    transport.current.handlers.onEvent("ERROR", { kind: "Status", code: 410, reason: "Gone" });
+    await until("a third watch", () => transport.watches.length === 3);
+    assert.deepEqual(transport.lists.slice(3), [
+      { labelSelector: "!x", resourceVersion: "90" },
+      { labelSelector: "!x", limit: "2" },
+    ]);
+    assert.deepEqual(names(changes.slice(2)), ["-a"]);
+    assert.equal(transport.current.query["resourceVersion"], "96");
+  } finally {
+    await reflector.stop();
+  }
+});
+
+Deno.test("reflector keeps paging when the server paged its first list (no watch cache)", async () => {
+  const { transport, reflector } = setup();
+  transport.listAnswers.push(page("5", [svc("a", "1"), svc("b", "2")], "tok"));
+  transport.listAnswers.push(page("5", [svc("c", "3")]));
+  reflector.start();
+  try {
+    await until("a watch", () => transport.watches.length === 1);
+    transport.listAnswers.push(page("9", [svc("a", "1")]));
+    transport.current.handlers.onEvent("ERROR", { kind: "Status", code: 410, reason: "Expired" });
+    await until("a second watch", () => transport.watches.length === 2);
+    assert.deepEqual(transport.lists.at(-1), {
+      labelSelector: "!x",
+      resourceVersion: "5",
+      limit: "2",
+    });
   } finally {
     await reflector.stop();
   }

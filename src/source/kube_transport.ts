@@ -29,6 +29,16 @@ export function isExpired(error: unknown): boolean {
   return e?.statusCode === 410 || e?.code === 410;
 }
 
+/**
+ * True when the server has not caught up with the resourceVersion asked for (a list at
+ * "not older than" a version its watch cache has not seen yet, e.g. just after a restart):
+ * HTTP 504 "Too large resource version". client-go then lists again at the newest version.
+ */
+export function isTooLargeResourceVersion(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 504 &&
+    /too large resource version/i.test(error.message);
+}
+
 /** One page of a list. */
 export interface KubeListPage {
   /** The raw items (without `kind`; the caller knows what it listed). */

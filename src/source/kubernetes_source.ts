@@ -33,11 +33,22 @@ export const SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-nam
 export const HEADLESS_LABEL = "service.kubernetes.io/headless";
 /** The label selector kube-proxy puts on its Service and EndpointSlice informers. */
 export const PROXY_LABEL_SELECTOR = `!${SERVICE_PROXY_NAME_LABEL},!${HEADLESS_LABEL}`;
+/**
+ * The field selector on Services: ExternalName and headless Services get no rules, so the API
+ * server need not send them (kube-proxy receives them and drops them). A Service that turns into
+ * one of them leaves the selection, which a watch reports as a deletion.
+ */
+export const SERVICE_FIELD_SELECTOR = "spec.type!=ExternalName,spec.clusterIP!=None";
 
 /** The three collections kproxy follows, for node `nodeName`. */
 export function kubeResources(nodeName: string): readonly KubeResource[] {
   return [
-    { kind: "Service", path: "/api/v1/services", labelSelector: PROXY_LABEL_SELECTOR },
+    {
+      kind: "Service",
+      path: "/api/v1/services",
+      labelSelector: PROXY_LABEL_SELECTOR,
+      fieldSelector: SERVICE_FIELD_SELECTOR,
+    },
     {
       kind: "EndpointSlice",
       path: "/apis/discovery.k8s.io/v1/endpointslices",

@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 import type { ObjectError } from "../model/kube_object.ts";
 import type { ProxyEvent } from "../snapshot/proxy_state.ts";
 import type { KubeListPage, KubeTransport, WatchHandlers } from "./kube_transport.ts";
-import { kubeResources, KubernetesSource, PROXY_LABEL_SELECTOR } from "./kubernetes_source.ts";
+import {
+  kubeResources,
+  KubernetesSource,
+  PROXY_LABEL_SELECTOR,
+  SERVICE_FIELD_SELECTOR,
+} from "./kubernetes_source.ts";
 
 class PathTransport implements KubeTransport {
   readonly lists = new Map<string, Readonly<Record<string, string>>>();
@@ -38,7 +43,7 @@ Deno.test("kubeResources: kube-proxy's selectors", () => {
     "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless",
   );
   assert.deepEqual(kubeResources("node-a").map((r) => [r.kind, r.labelSelector, r.fieldSelector]), [
-    ["Service", PROXY_LABEL_SELECTOR, undefined],
+    ["Service", PROXY_LABEL_SELECTOR, SERVICE_FIELD_SELECTOR],
     ["EndpointSlice", PROXY_LABEL_SELECTOR, undefined],
     ["Node", undefined, "metadata.name=node-a"],
   ]);
@@ -72,6 +77,7 @@ Deno.test("KubernetesSource is synced once every kind has listed, and emits per-
     await until("synced", () => synced === 1);
     assert.deepEqual(transport.lists.get("/api/v1/nodes"), {
       fieldSelector: "metadata.name=node-a",
+      resourceVersion: "0",
       limit: "500",
     });
     assert.deepEqual(source.sizes(), { Service: 1, EndpointSlice: 0, Node: 1 });

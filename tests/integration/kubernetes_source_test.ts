@@ -7,6 +7,7 @@
  * a loopback relay; ClusterIPs from 198.18.128.0/17; pods 198.18.1.10+ (stored, never dialled).
  */
 import assert from "node:assert/strict";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { fixturesAvailable, startTestCluster, type TestCluster } from "../fixtures/apiserver.ts";
 import { TestApi } from "./_api.ts";
 import {
@@ -393,6 +394,54 @@ Deno.test({
       } finally {
         for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
         await Deno.remove(root, { recursive: true });
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "kubernetes source: the API server filters out ExternalName and headless Services",
+  ignore: !available,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(async (cluster) => {
+      const api = new TestApi(cluster.tokenKubeconfigPath);
+      const ports = [{ name: "http", port: 80, targetPort: 8080, protocol: "TCP" }];
+      await api.core.createNamespacedService({
+        namespace: "default",
+        body: {
+          metadata: { name: "headless" },
+          spec: { clusterIP: "None", selector: { app: "h" }, ports },
+        },
+      });
+      await api.core.createNamespacedService({
+        namespace: "default",
+        body: {
+          metadata: { name: "external" },
+          spec: { type: "ExternalName", externalName: "x.example" },
+        },
+      });
+      await api.createService("web");
+      const h = await startSourceHarness({ kubeconfig: cluster.kubeProxyKubeconfigPath });
+      try {
+        await h.waitFor("web", servicePresent(WEB));
+        // Only default/kubernetes and web were sent: the other two never reached kproxy.
+        assert.equal(h.source.sizes()["Service"], 2);
+        // A Service that becomes ExternalName leaves the selection: the watch says "deleted".
+        await api.core.patchNamespacedService(
+          {
+            name: "web",
+            namespace: "default",
+            body: { spec: { type: "ExternalName", externalName: "web.example", clusterIP: "" } },
+          },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        );
+        await h.waitFor("web gone", (s) => endpointsOf(s, WEB) === null);
+        await waitUntil("the cache to drop web", () => h.source.sizes()["Service"] === 1);
+        assert.equal(h.errors.length, 0);
+      } finally {
+        await h.stop();
       }
     });
   },

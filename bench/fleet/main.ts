@@ -1,0 +1,119 @@
+/**
+ * `deno task bench:fleet`: the fleet lab at each size, kproxy's fleet and then upstream
+ * kube-proxy's on the same API server and objects, then the results (JSON, Markdown tables, SVG
+ * chart) in `bench/results/fleet/`. Needs root (network namespaces) and the Go fixtures. Run it
+ * under `flock /work/.bench.lock` on a shared machine.
+ *
+ * ```sh
+ * deno run -A bench/fleet/main.ts [--sizes 1000,10000] [--nodes 30,15] [--impls kproxy,kube-proxy]
+ *   [--upstream-nodes 30,8] [--probe-nodes 3] [--changes 20] [--storms restart,compact]
+ *   [--out bench/results/fleet]
+ * ```
+ *
+ * `--nodes` and `--upstream-nodes` give the fleet size per cluster size (one value: every size).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { ProxyImpl } from "../proxy_process.ts";
+import { type FleetPhaseResult, runFleetPhase, type StormKind } from "./fleet_bench.ts";
+import { startFleetCluster } from "./lab.ts";
+import { type FleetRun, type FleetSizeResult, writeFleetResults } from "./report.ts";
+
+const t0 = performance.now();
+
+function progress(line: string): void {
+  const s = ((performance.now() - t0) / 1000).toFixed(0).padStart(5);
+  console.error(`[${s} s] ${line}`);
+}
+
+function numbers(text: string): number[] {
+  return text.split(",").map((s) => s.trim()).filter((s) => s !== "").map((s) => {
+    const n = Number(s.replace(/k$/i, "000"));
+    if (!Number.isInteger(n) || n < 0) throw new Error(`Cannot read number ${JSON.stringify(s)}`);
+    return n;
+  });
+}
+
+function pick(list: readonly number[], i: number): number {
+  return list[Math.min(i, list.length - 1)] ?? 0;
+}
+
+async function loadAverage(): Promise<string> {
+  return (await Deno.readTextFile("/proc/loadavg").catch(() => "?")).split(" ").slice(0, 3)
+    .join(" ");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      sizes: { type: "string", default: "1000,10000" },
+      nodes: { type: "string", default: "30,15" },
+      "upstream-nodes": { type: "string" },
+      impls: { type: "string", default: "kproxy,kube-proxy" },
+      "probe-nodes": { type: "string", default: "3" },
+      changes: { type: "string", default: "20" },
+      storms: { type: "string", default: "restart,compact" },
+      "start-timeout": { type: "string", default: "900" },
+      "storm-timeout": { type: "string", default: "300" },
+      out: { type: "string", default: "bench/results/fleet" },
+    },
+  });
+  const sizes = numbers(values.sizes);
+  const nodes = numbers(values.nodes);
+  const upstreamNodes = numbers(values["upstream-nodes"] ?? values.nodes);
+  const impls = values.impls.split(",").map((s) => s.trim()) as ProxyImpl[];
+  const storms = values.storms.split(",").map((s) => s.trim()).filter((s) =>
+    s !== ""
+  ) as StormKind[];
+  const out = values.out;
+  await Deno.mkdir(out, { recursive: true });
+  const logDir = await Deno.makeTempDir({ prefix: "kproxy-fleet-logs-" });
+  progress(`logs in ${logDir}`);
+  const run: FleetRun = {
+    startedAt: new Date().toISOString(),
+    loadBefore: await loadAverage(),
+    loadAfter: "",
+    commit: await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"] }).output()
+      .then((o) => new TextDecoder().decode(o.stdout).trim()).catch(() => "?"),
+    sizes: [],
+  };
+  for (const [si, services] of sizes.entries()) {
+    const n = Math.max(pick(nodes, si), pick(upstreamNodes, si));
+    progress(`=== ${services} services, up to ${n} nodes (load ${await loadAverage()})`);
+    const fc = await startFleetCluster({ services, nodes: n, log: progress });
+    const phases: FleetPhaseResult[] = [];
+    try {
+      progress(
+        `created ${fc.creation.objects} objects in ${(fc.creation.ms / 1000).toFixed(0)} s`,
+      );
+      for (const impl of impls) {
+        const fleetNodes = impl === "kproxy" ? pick(nodes, si) : pick(upstreamNodes, si);
+        if (fleetNodes === 0) continue;
+        phases.push(
+          await runFleetPhase(fc, {
+            impl,
+            nodes: fleetNodes,
+            probeNodes: Math.min(fleetNodes, Number(values["probe-nodes"])),
+            changes: Number(values.changes),
+            storms,
+            startTimeoutMs: Number(values["start-timeout"]) * 1000,
+            stormTimeoutMs: Number(values["storm-timeout"]) * 1000,
+            logDir,
+            log: progress,
+          }),
+        );
+      }
+    } finally {
+      await fc.stop();
+    }
+    const result: FleetSizeResult = { services, load: await loadAverage(), phases };
+    run.sizes.push(result);
+    run.loadAfter = await loadAverage();
+    await writeFleetResults(out, run);
+    progress(`wrote ${out}`);
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,89 @@
+/** The fleet report renders what was measured, and says which targets were met. */
+import assert from "node:assert/strict";
+import { emptyTally } from "./audit.ts";
+import type { FleetPhaseResult, NodeFigures } from "./fleet_bench.ts";
+import { fleetChart, fleetMarkdown, type FleetRun, targetLines } from "./report.ts";
+
+function node(name: string, down: number): NodeFigures {
+  return {
+    name,
+    syncMs: 1000,
+    initialTraffic: { down, up: 1000, connections: 4, open: 3 },
+    initialRequests: {
+      ...emptyTally(),
+      requests: 6,
+      byVerb: { list: 3, watch: 3 },
+      openWatches: 3,
+    },
+    openWatches: 3,
+    openConnections: 3,
+    rss: 100 * 1024 * 1024,
+    hwm: 120 * 1024 * 1024,
+    bytesPerChange: 2048,
+    requestsPerChange: 0,
+  };
+}
+
+function phase(impl: "kproxy" | "kube-proxy", down: number, cpu: number): FleetPhaseResult {
+  const window = { cpuSeconds: cpu, peakCores: 1.5, peakRss: 300 * 1024 * 1024, seconds: 10 };
+  return {
+    impl,
+    nodes: 2,
+    synced: 2,
+    note: null,
+    allSyncedMs: 1000,
+    perNode: [node("node-a", down), node("node-001", down)],
+    startApiServer: window,
+    changesApiServer: window,
+    changeWrites: 7,
+    storms: [{
+      kind: "restart",
+      outageMs: 5000,
+      caughtUpMs: [800, 1200],
+      allCaughtUpMs: 1200,
+      requests: 12,
+      byVerb: { list: 4, watch: 8 },
+      gone: 0,
+      failed: 0,
+      bytesDown: 600_000,
+      connections: 8,
+      apiServer: window,
+      probes: { sent: 100, failed: 0 },
+      probeFailures: [],
+    }],
+  };
+}
+
+const RUN: FleetRun = {
+  startedAt: "2026-12-05T00:00:00Z",
+  loadBefore: "1 1 1",
+  loadAfter: "2 2 2",
+  commit: "abc1234",
+  sizes: [{
+    services: 1000,
+    load: "2 2 2",
+    phases: [phase("kproxy", 300_000, 1), phase("kube-proxy", 250_000, 0.5)],
+  }],
+};
+
+Deno.test("fleet report: targets compare kproxy with upstream in the same run", () => {
+  const lines = targetLines(RUN.sizes);
+  assert.match(
+    lines[0] ?? "",
+    /1k: initial sync bytes per node, kproxy 293\.0 KiB vs kube-proxy 244\.1 KiB \(1\.20×/,
+  );
+  assert.match(lines[1] ?? "", /API server CPU .* kproxy 0\.50 s vs kube-proxy 0\.25 s \(2\.00×/);
+  assert.match(
+    lines[2] ?? "",
+    /restart: every kproxy node caught up after 1\.20 s .* 0 failed probes of 100/,
+  );
+});
+
+Deno.test("fleet report: every table has a row per phase, the chart a bar per phase", () => {
+  const md = fleetMarkdown(RUN);
+  assert.equal(md.split("\n").filter((l) => l.startsWith("| kproxy | 1k | 2 |")).length, 3);
+  assert.equal(md.split("\n").filter((l) => l.startsWith("| kube-proxy | 1k | 2 |")).length, 3);
+  const svg = fleetChart(RUN.sizes);
+  assert.equal((svg.match(/<rect x=/g) ?? []).length, 6, "3 panels × 2 implementations");
+  assert.match(svg, /^<svg/);
+});
