@@ -20,10 +20,7 @@ import { sysctl } from "../netns/topology.ts";
 import { LAB_CLUSTER_CIDRS, LAB_SERVICE_CIDRS, labNodes, NODE_A } from "../netns/two_node_plan.ts";
 import type { ProbeResult } from "../netns/probe.ts";
 import { httpInNetns, type KproxyProcess, startKproxy, tail } from "../reliability/_kproxy.ts";
-import {
-  startUpstreamKubeProxy,
-  type UpstreamKubeProxy,
-} from "../migration/_upstream_kube_proxy.ts";
+import { startUpstreamKubeProxy, type UpstreamKubeProxy } from "../netns/upstream_kube_proxy.ts";
 import { type ApiOperation, CASE_NAMESPACE } from "./cluster_model.ts";
 import type { OutcomeTable } from "./comparator.ts";
 import { type Cell, type HealthCheck, type Matrix, sourceRole } from "./matrix.ts";

@@ -51,7 +51,7 @@ import {
   type UpstreamKubeProxy,
   type UpstreamMode,
   waitUntil,
-} from "./_upstream_kube_proxy.ts";
+} from "../netns/upstream_kube_proxy.ts";
 
 const support = netnsSupport();
 const haveFixtures = fixturesAvailable();
@@ -196,8 +196,18 @@ async function upstreamToKproxy(
   await withNode(cluster, async (topology, run) => {
     const ns = topology.nodeNetns;
     const kp = await run(upstream);
-    // Upstream's rules are really there.
-    const before = await proxyLeftovers(ns);
+    // Upstream's rules are really there (its IPv6 proxier may sync a moment after the IPv4 one).
+    let before = await proxyLeftovers(ns);
+    await waitUntil(
+      async () => {
+        before = await proxyLeftovers(ns);
+        return upstream === "nftables"
+          ? before.includes("nft table ip6 kube-proxy")
+          : before.some((l) => /^ip6tables-nft-save: :KUBE-SERVICES/.test(l));
+      },
+      10_000,
+      () => Promise.resolve(`upstream's IPv6 rules did not appear:\n${before.join("\n")}`),
+    );
     if (upstream === "nftables") {
       assert.ok(before.includes("nft table ip kube-proxy"), before.join("\n"));
       assert.ok(before.includes("nft table ip6 kube-proxy"), before.join("\n"));

@@ -39,14 +39,33 @@ export {
   type ScenarioStep,
 } from "./scenario.ts";
 export {
+  applierDriver,
+  type ApplierScenarioBackend,
+  openDriver,
   parseScenarioObjects,
+  type ProcessScenarioBackend,
   registerScenarioTests,
   runScenario,
   type ScenarioBackend,
+  type ScenarioDriver,
   type ScenarioReport,
   scenarioSettings,
   type ScenarioTableOptions,
 } from "./scenario_runner.ts";
+export { ApiObjects, type ApiSyncResult, type PlainObject } from "./api_objects.ts";
+export {
+  LAB_SERVICE_CIDRS,
+  upstreamArgs,
+  UpstreamLab,
+  type UpstreamNode,
+  type UpstreamNodeOptions,
+} from "./upstream_backend.ts";
+export {
+  cleanupUpstreamRules,
+  startUpstreamKubeProxy,
+  type UpstreamKubeProxy,
+  type UpstreamMode,
+} from "./upstream_kube_proxy.ts";
 export { runScenarioTable, SCENARIOS } from "./scenarios.ts";
 export {
   CLIENT2_IPV4,

@@ -15,19 +15,35 @@ import {
   type SnapshotSettings,
 } from "../../src/snapshot/proxy_state.ts";
 import type { ExplainMode } from "../../src/explain/answer.ts";
+import type { ProxySnapshot } from "../../src/snapshot/types.ts";
 import { judgeWithExplain } from "./explain_check.ts";
 import { THIS_NODE } from "./manifests.ts";
 import { evaluateCheck, type Scenario, type ScenarioCheck } from "./scenario.ts";
-import {
-  createTopology,
-  netnsSupport,
-  nodeAddresses,
-  POD_CIDRS,
-  type Topology,
-} from "./topology.ts";
+import { netns, type Requirement, requiring } from "../requirements.ts";
+import { createTopology, nodeAddresses, POD_CIDRS, type Topology } from "./topology.ts";
+
+/**
+ * A proxy driven through one scenario's steps in one topology: kproxy's applier in process, or
+ * a proxy process fed through an API server (upstream kube-proxy, see upstream_backend.ts).
+ */
+export interface ScenarioDriver {
+  /** Makes `objects` (the complete set from now on) live; resolves once the rules are in the kernel. */
+  sync(objects: readonly unknown[]): Promise<void>;
+  /** Removes every rule the proxy owns (the proxy stops programming). */
+  cleanup(): Promise<void>;
+  /** The proxy's rules as the kernel holds them now, for failure reports. */
+  liveRules(): Promise<string>;
+  /** Stops whatever the driver started (not the topology). */
+  close(): Promise<void>;
+  /**
+   * kproxy's snapshot of what is live now (one without services after `cleanup`), for the
+   * explain judge; absent for proxies that are not kproxy.
+   */
+  snapshot?(): ProxySnapshot;
+}
 
 /** A backend under test: a name and a way to make its applier for a network namespace. */
-export interface ScenarioBackend {
+export interface ApplierScenarioBackend {
   /** Prefix of the test names, e.g. `nftables`. */
   readonly name: string;
   /** The backend's applier, running its tools in `netns` (the topology's node namespace). */
@@ -47,11 +63,25 @@ export function iptablesVariantOf(backend: ScenarioBackend): "nft" | "legacy" {
 
 /** The explain mode of a backend: given, or from its name (null for other proxies). */
 export function explainModeOf(backend: ScenarioBackend): ExplainMode | null {
+  if (!("makeApplier" in backend)) return null;
   if (backend.explainMode !== undefined) return backend.explainMode;
   if (backend.name.startsWith("iptables")) return "iptables";
   if (backend.name.startsWith("nftables")) return "nftables";
   return null;
 }
+
+/** A backend that runs as its own process in the topology (e.g. upstream kube-proxy). */
+export interface ProcessScenarioBackend {
+  /** Prefix of the test names, e.g. `upstream-nftables`. */
+  readonly name: string;
+  /** Starts the proxy for `scenario` in `topology`'s node namespace. */
+  open(topology: Topology, scenario: Scenario): Promise<ScenarioDriver>;
+  /** What its tests need from the machine beyond network namespaces. */
+  readonly requirements?: readonly Requirement[];
+}
+
+/** A backend under test. */
+export type ScenarioBackend = ApplierScenarioBackend | ProcessScenarioBackend;
 
 /** Options of {@link registerScenarioTests}. */
 export interface ScenarioTableOptions {
@@ -107,9 +137,9 @@ export function parseScenarioObjects(scenario: string, raws: readonly unknown[])
 
 const MAX_RULE_LINES = 400;
 
-async function rulesForReport(applier: Applier): Promise<string> {
+async function rulesForReport(driver: ScenarioDriver): Promise<string> {
   try {
-    const text = await applier.liveRules();
+    const text = await driver.liveRules();
     const lines = text.split("\n");
     const head = lines.slice(0, MAX_RULE_LINES).join("\n");
     return lines.length > MAX_RULE_LINES
@@ -136,6 +166,51 @@ async function runCheck(topology: Topology, check: ScenarioCheck) {
   );
 }
 
+/** kproxy's reconciler and `applier` as a {@link ScenarioDriver}: full sync first, then incremental. */
+export function applierDriver(applier: Applier, scenario: Scenario): ScenarioDriver {
+  const initial: ProxyState = initialProxyState(scenarioSettings(scenario));
+  let state = initial;
+  let synced = false;
+  let cleanedUp = false;
+  return {
+    async sync(raws) {
+      const objects = parseScenarioObjects(scenario.name, raws);
+      const result = reconcile(state, [{ type: "replace", objects }]);
+      state = result.state;
+      const full = !synced || result.nodeOrOptionsChanged;
+      const snapshot = state.snapshot;
+      await applier.sync({
+        snapshot,
+        changedServicePorts: full
+          ? snapshot.servicePorts.map((sp) => sp.id)
+          : result.changedServicePorts,
+        full,
+      });
+      synced = true;
+      cleanedUp = false;
+    },
+    async cleanup() {
+      await applier.cleanup();
+      cleanedUp = true;
+    },
+    liveRules: () => applier.liveRules(),
+    close: () => Promise.resolve(),
+    snapshot: () => cleanedUp ? initial.snapshot : state.snapshot,
+  };
+}
+
+/** Opens `backend`'s driver for a scenario in a topology. */
+export function openDriver(
+  backend: ScenarioBackend,
+  topology: Topology,
+  scenario: Scenario,
+): Promise<ScenarioDriver> {
+  if ("makeApplier" in backend) {
+    return Promise.resolve(applierDriver(backend.makeApplier(topology.nodeNetns), scenario));
+  }
+  return backend.open(topology, scenario);
+}
+
 /**
  * Runs one scenario against a backend; throws an error listing every failed check of the
  * failing step (with the live rules) and always tears the topology down.
@@ -155,10 +230,11 @@ export async function runScenario(
   let probes = 0;
   let liveChecks = 0;
   let teardownMs = 0;
+  let driver: ScenarioDriver | null = null;
   try {
-    const applier = backend.makeApplier(topology.nodeNetns);
-    const initial: ProxyState = initialProxyState(scenarioSettings(scenario));
-    let state = initial;
+    const s0 = performance.now();
+    driver = await openDriver(backend, topology, scenario);
+    syncMs += performance.now() - s0;
     let synced = false;
     let cleanedUp = false;
     const explainMode = explainModeOf(backend);
@@ -166,23 +242,14 @@ export async function runScenario(
       const label = `${backend.name}: ${scenario.name}, step ${index + 1} (${step.name})`;
       const s0 = performance.now();
       if (step.cleanup) {
-        await applier.cleanup();
+        await driver.cleanup();
         cleanedUp = true;
       } else if (step.objects !== undefined || !synced) {
         if (step.objects === undefined) throw new Error(`${label}: the first step needs objects`);
-        const objects = parseScenarioObjects(scenario.name, step.objects);
-        const result = reconcile(state, [{ type: "replace", objects }]);
-        state = result.state;
-        const full = !synced || result.nodeOrOptionsChanged;
-        const snapshot = state.snapshot;
+        // Bad objects are the scenario's mistake, whichever backend runs it.
+        parseScenarioObjects(scenario.name, step.objects);
         try {
-          await applier.sync({
-            snapshot,
-            changedServicePorts: full
-              ? snapshot.servicePorts.map((sp) => sp.id)
-              : result.changedServicePorts,
-            full,
-          });
+          await driver.sync(step.objects);
         } catch (e) {
           throw new Error(`${label}: sync failed: ${e instanceof Error ? e.message : String(e)}`);
         }
@@ -194,12 +261,12 @@ export async function runScenario(
       const problems: string[] = [];
       const context = { nodeAddresses: topology.node.addresses };
       // After a cleanup nothing of kproxy's is live: explain a snapshot without services.
-      const live = cleanedUp ? initial.snapshot : state.snapshot;
+      const live = driver.snapshot?.() ?? null;
       for (const check of step.checks) {
         const results = await runCheck(topology, check);
         probes += results.length;
         problems.push(...evaluateCheck(check, results, context));
-        if (explainMode === null || check.establishedFlow === true) continue;
+        if (explainMode === null || live === null || check.establishedFlow === true) continue;
         const judged = await judgeWithExplain(live, check, results, {
           mode: explainMode,
           nodeAddresses: topology.node.addresses,
@@ -215,42 +282,46 @@ export async function runScenario(
       if (problems.length > 0) {
         throw new Error(
           `${label} failed:\n  - ${problems.join("\n  - ")}\n` +
-            `live rules in ${topology.nodeNetns}:\n${await rulesForReport(applier)}`,
+            `live rules in ${topology.nodeNetns}:\n${await rulesForReport(driver)}`,
         );
       }
     }
   } finally {
     const d0 = performance.now();
-    await topology.teardown();
+    try {
+      await driver?.close();
+    } finally {
+      await topology.teardown();
+    }
     teardownMs = performance.now() - d0;
   }
   return { name: scenario.name, topologyMs, syncMs, probeMs, teardownMs, probes, liveChecks };
 }
 
 /**
- * Registers one `Deno.test` per scenario, named `<backend>: <scenario>`. Without root or
- * `ip netns` the tests are ignored (with one warning saying why). Set `KPROXY_NETNS_TIMING=1`
- * to print each scenario's timings.
+ * Registers one `Deno.test` per scenario, named `<backend>: <scenario>`, needing network
+ * namespaces (and whatever a process backend needs besides): skipped without them, failing
+ * under CI (tests/requirements.ts). Set `KPROXY_NETNS_TIMING=1` to print each scenario's timings.
  */
 export function registerScenarioTests(
   backend: ScenarioBackend,
   scenarios: readonly Scenario[],
   options: ScenarioTableOptions = {},
 ): void {
-  const support = netnsSupport();
-  if (!support.ok) {
-    console.warn(`${backend.name} netns scenarios skipped: ${support.reason}`);
-  }
   const timing = Deno.env.get("KPROXY_NETNS_TIMING") === "1";
+  const needs = [netns, ...("requirements" in backend ? backend.requirements ?? [] : [])];
+  const process = !("makeApplier" in backend);
   for (const scenario of scenarios) {
     if (options.only !== undefined && !options.only.includes(scenario.name)) continue;
     const skipReason = options.skip?.[scenario.name];
     if (skipReason !== undefined) {
       console.warn(`${backend.name}: ${scenario.name} skipped: ${skipReason}`);
     }
-    Deno.test({
+    Deno.test(requiring(needs, {
       name: `${backend.name}: ${scenario.name}`,
-      ignore: !support.ok || skipReason !== undefined,
+      ignore: skipReason !== undefined,
+      // A process backend keeps its API server (and its client) across the tests of a file.
+      ...(process ? { sanitizeOps: false, sanitizeResources: false } : {}),
       async fn() {
         const r = await runScenario(backend, scenario);
         if (timing) {
@@ -263,6 +334,6 @@ export function registerScenarioTests(
           );
         }
       },
-    });
+    }));
   }
 }

@@ -200,7 +200,6 @@ export const SCENARIOS: readonly Scenario[] = [
           ports: [{ name: "http", port: 80, nodePort: 30081 }],
           externalIPs: ["198.18.200.11"],
           externalTrafficPolicy: "Local",
-          healthCheckNodePort: 30181,
         }),
         endpointSlice("np-local", {
           ports: HTTP_TARGET,
@@ -211,7 +210,6 @@ export const SCENARIOS: readonly Scenario[] = [
           clusterIPs: ["198.18.128.15"],
           ports: [{ name: "http", port: 80, nodePort: 30082 }],
           externalTrafficPolicy: "Local",
-          healthCheckNodePort: 30182,
         }),
         endpointSlice("np-remote", { ports: HTTP_TARGET, endpoints: [remote(2)] }),
       ],

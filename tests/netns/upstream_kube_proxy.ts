@@ -4,23 +4,37 @@
  * its usual 127.0.0.1 URL.
  *
  * It runs with `--conntrack-max-per-core=0` and zero TCP timeouts, so it leaves the conntrack
- * sysctls alone, and binds its health and metrics servers to the namespace's own loopback.
+ * sysctls alone, and binds its health and metrics servers to the namespace's own loopback
+ * (127.0.0.1:10256 and 127.0.0.1:10249, read with {@link UpstreamKubeProxy.get}).
  *
  * @module
  */
+import { runToolResult } from "../../src/apply/run_tool.ts";
 import { fixtureBinary, type TestCluster } from "../fixtures/apiserver.ts";
+import { type HttpAnswer, httpInNetns } from "../reliability/_kproxy.ts";
 
-/** kube-proxy's backends the migration tests use. */
+/** kube-proxy's backends the lab runs. */
 export type UpstreamMode = "nftables" | "iptables";
+
+/** Where upstream's health server listens inside its namespace. */
+export const UPSTREAM_HEALTHZ = "127.0.0.1:10256";
+/** Where upstream's metrics server listens inside its namespace. */
+export const UPSTREAM_METRICS = "127.0.0.1:10249";
 
 /** A running upstream kube-proxy. */
 export interface UpstreamKubeProxy {
+  /** The namespace it runs in. */
+  readonly netns: string;
+  /** Its backend. */
+  readonly mode: UpstreamMode;
   /** Its log file (stdout and stderr). */
   readonly logPath: string;
   /** The last lines of its log. */
   tail(lines?: number): Promise<string>;
   /** Exit status once it ended, else undefined. */
   exitStatus(): Deno.CommandStatus | undefined;
+  /** GET `path` from its health (`health`) or metrics (`metrics`) server, inside the namespace. */
+  get(server: "health" | "metrics", path: string): Promise<HttpAnswer>;
   /** Kills it (SIGKILL, as a crashed or replaced kube-proxy: rules stay) and waits. */
   kill(): Promise<void>;
 }
@@ -31,6 +45,8 @@ export interface UpstreamKubeProxyOptions {
   readonly nodeName: string;
   /** `--cluster-cidr`, comma-separated; default none. */
   readonly clusterCIDR?: string;
+  /** Further flags, after the fixed ones (e.g. `--nodeport-addresses=primary`). */
+  readonly args?: readonly string[];
   /** Folder for the log file; default a new temporary folder. */
   readonly logDir?: string;
 }
@@ -42,9 +58,7 @@ export async function startUpstreamKubeProxy(
   mode: UpstreamMode,
   options: UpstreamKubeProxyOptions,
 ): Promise<UpstreamKubeProxy> {
-  if (!/^kp[0-9a-z-]+$/.test(netns)) {
-    throw new Error(`Cannot start kube-proxy in netns ${netns}: not a test namespace`);
-  }
+  assertTestNamespace(netns);
   const dir = options.logDir ?? await Deno.makeTempDir({ prefix: "kproxy-upstream-" });
   const logPath = `${dir}/kube-proxy-${mode}-${netns}.log`;
   const log = await Deno.open(logPath, { create: true, append: true });
@@ -59,9 +73,10 @@ export async function startUpstreamKubeProxy(
     "--conntrack-max-per-core=0",
     "--conntrack-tcp-timeout-established=0s",
     "--conntrack-tcp-timeout-close-wait=0s",
-    "--healthz-bind-address=127.0.0.1:10256",
-    "--metrics-bind-address=127.0.0.1:10249",
+    `--healthz-bind-address=${UPSTREAM_HEALTHZ}`,
+    `--metrics-bind-address=${UPSTREAM_METRICS}`,
     ...(options.clusterCIDR ? [`--cluster-cidr=${options.clusterCIDR}`] : []),
+    ...(options.args ?? []),
     "--v=2",
   ];
   let child: Deno.ChildProcess;
@@ -92,9 +107,16 @@ export async function startUpstreamKubeProxy(
     return text.trimEnd().split("\n").slice(-lines).join("\n");
   };
   return {
+    netns,
+    mode,
     logPath,
     tail,
     exitStatus: () => status,
+    get: (server, path) =>
+      httpInNetns(
+        netns,
+        `http://${server === "health" ? UPSTREAM_HEALTHZ : UPSTREAM_METRICS}${path}`,
+      ),
     kill: async () => {
       if (status === undefined) {
         try {
@@ -105,6 +127,24 @@ export async function startUpstreamKubeProxy(
       await finished;
     },
   };
+}
+
+/** Runs `kube-proxy --cleanup` in `netns`: upstream removes every rule of every mode it owns. */
+export async function cleanupUpstreamRules(netns: string): Promise<void> {
+  assertTestNamespace(netns);
+  const r = await runToolResult(fixtureBinary("kube-proxy"), ["--cleanup", "--v=0"], {
+    netns,
+    timeoutMs: 60_000,
+  });
+  if (r.code !== 0) {
+    throw new Error(`kube-proxy --cleanup in ${netns} exited with ${r.code}:\n${r.stderr}`);
+  }
+}
+
+function assertTestNamespace(netns: string): void {
+  if (!/^kp[0-9a-z-]+$/.test(netns)) {
+    throw new Error(`Cannot run kube-proxy in netns ${netns}: not a test namespace`);
+  }
 }
 
 /** Polls `probe` every 200 ms until it returns true; throws `describe()` after `timeoutMs`. */
