@@ -2,6 +2,12 @@
 import { z } from "zod";
 import { ipAddress, objectMeta } from "./fields.ts";
 
+/**
+ * The taint Cluster Autoscaler puts on a node it is about to remove; kube-proxy's `/healthz`
+ * then fails so that load balancers drain the node.
+ */
+export const TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler";
+
 /** The well-known label holding a node's topology zone. */
 export const TOPOLOGY_ZONE_LABEL = "topology.kubernetes.io/zone";
 
@@ -12,6 +18,11 @@ export const nodeSchema = z.object({
   metadata: objectMeta,
   spec: z.object({
     podCIDRs: z.array(z.string()).nullish(),
+    taints: z.array(z.object({
+      key: z.string({ message: "is missing" }),
+      value: z.string().nullish(),
+      effect: z.string().nullish(),
+    })).nullish(),
   }).nullish(),
   status: z.object({
     addresses: z.array(z.object({ type: z.string(), address: z.string() })).nullish(),

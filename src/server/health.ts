@@ -10,7 +10,7 @@
  *   `ToBeDeletedByClusterAutoscaler`), so load balancers drain it; `/livez` ignores the node.
  * - `/readyz` (kproxy's own) is 200 once the first full sync is live.
  */
-import type { IPFamily } from "../snapshot/types.ts";
+import type { IPFamily, NodeSnapshot } from "../snapshot/types.ts";
 
 /** Go's zero `time.Time` as JSON, what upstream reports before the first sync. */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -69,7 +69,7 @@ export class HealthTracker {
     if (full) this.#ready = true;
   }
 
-  /** The Node is (or is no longer) being deleted. */
+  /** The Node is (or is no longer) being deleted or drained ({@link nodeEligible} false). */
   nodeDeleting(deleting: boolean): void {
     this.#nodeEligible = !deleting;
   }
@@ -91,6 +91,14 @@ export class HealthTracker {
       ipFamilies: this.#families,
     };
   }
+}
+
+/**
+ * Whether load balancers may send to this node (upstream's `NodeEligible`): not while its Node
+ * is being deleted or carries the `ToBeDeletedByClusterAutoscaler` taint.
+ */
+export function nodeEligible(node: NodeSnapshot): boolean {
+  return !node.deleting && !node.toBeDeleted;
 }
 
 /** Upstream's rule: unhealthy only when synced once and a change has waited ≥ the timeout. */

@@ -3,6 +3,7 @@ import {
   HealthTracker,
   healthzResponse,
   livezResponse,
+  nodeEligible,
   proxyHealthy,
   readyzResponse,
   ZERO_TIME,
@@ -87,4 +88,19 @@ Deno.test("proxyHealthy boundaries", () => {
   assert.equal(proxyHealthy(0, null, 1e9, 10), true);
   assert.equal(proxyHealthy(0, 100, 109, 10), true);
   assert.equal(proxyHealthy(0, 100, 110, 10), false);
+});
+
+Deno.test("node eligibility: not while being deleted or tainted ToBeDeletedByClusterAutoscaler", () => {
+  const node = {
+    name: "node-a",
+    zone: null,
+    primaryIPs: [],
+    nodePortIPs: null,
+    deleting: false,
+    toBeDeleted: false,
+    known: true,
+  };
+  assert.equal(nodeEligible(node), true);
+  assert.equal(nodeEligible({ ...node, deleting: true }), false);
+  assert.equal(nodeEligible({ ...node, toBeDeleted: true }), false);
 });

@@ -9,7 +9,7 @@ import type { ProxyMetrics } from "../metrics/proxy_metrics.ts";
 import { describeSnapshotDiff } from "../snapshot/snapshot_diff.ts";
 import type { ProxySnapshot } from "../snapshot/types.ts";
 import type { SyncLoopHooks, SyncRecord } from "../sync/sync_loop.ts";
-import type { HealthStatus, HealthTracker } from "./health.ts";
+import { type HealthStatus, type HealthTracker, nodeEligible } from "./health.ts";
 import type { HealthCheckNodePortServers } from "./health_check_node_ports.ts";
 import type { ProxyRuntime, RuntimeDiff } from "./runtime.ts";
 
@@ -174,7 +174,7 @@ export class ProxyRuntimeStore implements ProxyRuntime {
       onSynced: (record, snapshot, result) => {
         const now = record.startedAt + record.durationMs;
         health.synced(now, record.full);
-        health.nodeDeleting(snapshot.node.deleting);
+        health.nodeDeleting(!nodeEligible(snapshot.node));
         metrics.syncSucceeded({
           durationSeconds: record.durationMs / 1000,
           full: record.full,
@@ -192,7 +192,7 @@ export class ProxyRuntimeStore implements ProxyRuntime {
         this.recordSync(record, null);
       },
       onNetworkProgrammed: (latencySeconds) => metrics.networkProgrammed([latencySeconds]),
-      onNodeChanged: (snapshot) => health.nodeDeleting(snapshot.node.deleting),
+      onNodeChanged: (snapshot) => health.nodeDeleting(!nodeEligible(snapshot.node)),
     };
   }
 }

@@ -9,7 +9,7 @@ import { SERVICE_NAME_LABEL } from "../model/endpoint_slice.ts";
 import type { EndpointSlice } from "../model/endpoint_slice.ts";
 import { cidrContains, parseCIDR, type ParsedCIDR, parseIP } from "../model/ip.ts";
 import type { KubeKind, KubeObject } from "../model/kube_object.ts";
-import { type Node, TOPOLOGY_ZONE_LABEL } from "../model/node.ts";
+import { type Node, TO_BE_DELETED_TAINT, TOPOLOGY_ZONE_LABEL } from "../model/node.ts";
 import type { Service } from "../model/service.ts";
 import { deepFreeze } from "./deep_freeze.ts";
 import { canonicalJSON, contentHash } from "./hash.ts";
@@ -70,8 +70,13 @@ export interface ReconcileResult {
   readonly state: ProxyState;
   /** Ids of service ports added, removed or changed. */
   readonly changedServicePorts: readonly string[];
-  /** True when node or options changed, so every rule may differ. */
+  /** True when node or options changed so that every rule may differ. */
   readonly nodeOrOptionsChanged: boolean;
+  /**
+   * True when anything the snapshot knows of the Node changed, including what changes no rule
+   * (being deleted, the autoscaler's taint: health only).
+   */
+  readonly nodeChanged: boolean;
 }
 
 function sliceServiceKey(slice: EndpointSlice): string | null {
@@ -114,8 +119,15 @@ function nodeSnapshotOf(node: Node | null, settings: SnapshotSettings): NodeSnap
     primaryIPs,
     nodePortIPs,
     deleting: Boolean(node?.metadata.deletionTimestamp),
+    toBeDeleted: (node?.spec?.taints ?? []).some((t) => t.key === TO_BE_DELETED_TAINT),
     known: node !== null,
   };
+}
+
+/** What of the node the rules depend on (not its health-only facts). */
+function ruleFacts(node: NodeSnapshot): Omit<NodeSnapshot, "deleting" | "toBeDeleted" | "known"> {
+  const { deleting: _d, toBeDeleted: _t, known: _k, ...facts } = node;
+  return facts;
 }
 
 function optionsOf(settings: SnapshotSettings): ProxyOptions {
@@ -272,8 +284,11 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
   const nodeSnap = nodeSnapshotOf(node, settings);
   const options = optionsOf(settings);
   const prev = state.snapshot;
-  const headerChanged = canonicalJSON(nodeSnap) !== canonicalJSON(prev.node) ||
-    canonicalJSON(options) !== canonicalJSON(prev.options);
+  const nodeChanged = canonicalJSON(nodeSnap) !== canonicalJSON(prev.node);
+  const headerChanged = nodeChanged || canonicalJSON(options) !== canonicalJSON(prev.options);
+  // Health-only node facts change no rule: no full sync for a drained node.
+  const rulesHeaderChanged = canonicalJSON(options) !== canonicalJSON(prev.options) ||
+    canonicalJSON(ruleFacts(nodeSnap)) !== canonicalJSON(ruleFacts(prev.node));
   // Zone or node name changes alter topology and locality of every service.
   if (nodeSnap.zone !== prev.node.zone || settings.nodeName !== state.settings.nodeName) {
     everything = true;
@@ -340,7 +355,8 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
   return {
     state: { settings, services, slices, slicesByService, node, entries, snapshot },
     changedServicePorts: changed.sort(),
-    nodeOrOptionsChanged: headerChanged,
+    nodeOrOptionsChanged: rulesHeaderChanged,
+    nodeChanged,
   };
 }
 

@@ -215,11 +215,11 @@ Deno.test("reconcile: incremental results equal a from-scratch build (seeded ran
       assert.equal(state.snapshot.hash, expected.hash, where);
       assert.deepEqual(result.changedServicePorts, expectedChanges(before, state.snapshot), where);
       assert.equal(
-        result.nodeOrOptionsChanged,
+        result.nodeChanged,
         JSON.stringify(before.node) !== JSON.stringify(state.snapshot.node),
         where,
       );
-      if (result.changedServicePorts.length === 0 && !result.nodeOrOptionsChanged) {
+      if (result.changedServicePorts.length === 0 && !result.nodeChanged) {
         assert.equal(state.snapshot, before, `${where}: unchanged snapshot is kept as is`);
       }
     }
@@ -486,6 +486,7 @@ Deno.test("reconcile: Node facts in the snapshot", () => {
     primaryIPs: ["198.18.0.10", "fd00::10"],
     nodePortIPs: null,
     deleting: false,
+    toBeDeleted: false,
     known: true,
   });
   const deleting = {
@@ -493,6 +494,17 @@ Deno.test("reconcile: Node facts in the snapshot", () => {
     metadata: { ...(n["metadata"] as Raw), deletionTimestamp: "2024-01-01T00:00:00Z" },
   };
   assert.equal(build([deleting]).node.deleting, true);
+  const tainted = {
+    ...n,
+    spec: {
+      taints: [
+        { key: "node.kubernetes.io/unschedulable", effect: "NoSchedule" },
+        { key: "ToBeDeletedByClusterAutoscaler", value: "1732000000", effect: "NoSchedule" },
+      ],
+    },
+  };
+  assert.equal(build([tainted]).node.toBeDeleted, true);
+  assert.equal(build([tainted]).node.deleting, false);
   assert.equal(build([]).node.known, false);
   assert.deepEqual(build([]).node.primaryIPs, []);
   const ext = node("node-a", null);
@@ -602,4 +614,28 @@ Deno.test("buildSnapshot: a later object with the same key wins", () => {
     slice("s1", "web", [ep("198.18.1.3")]),
   ]);
   assert.deepEqual(famOf(portOf(snap, WEB)).endpoints.map((e) => e.ip), ["198.18.1.3"]);
+});
+
+Deno.test("draining a node (deletion, autoscaler taint) changes the node but no rule: no full sync", () => {
+  const n = node("node-a", "zone-a");
+  const s0 = reconcile(initialProxyState(SETTINGS), [upsert(n)]);
+  const tainted = {
+    ...n,
+    spec: { taints: [{ key: "ToBeDeletedByClusterAutoscaler", effect: "NoSchedule" }] },
+  };
+  const s1 = reconcile(s0.state, [upsert(tainted)]);
+  assert.equal(s1.nodeChanged, true);
+  assert.equal(s1.nodeOrOptionsChanged, false, "a taint changes no rule");
+  assert.equal(s1.state.snapshot.node.toBeDeleted, true);
+  assert.notEqual(s1.state.snapshot.hash, s0.state.snapshot.hash, "the snapshot says so");
+  const deleting = {
+    ...tainted,
+    metadata: { ...(n["metadata"] as Raw), deletionTimestamp: "2024-01-01T00:00:00Z" },
+  };
+  const s2 = reconcile(s1.state, [upsert(deleting)]);
+  assert.equal(s2.nodeChanged, true);
+  assert.equal(s2.nodeOrOptionsChanged, false);
+  const s3 = reconcile(s2.state, [upsert(node("node-a", "zone-b"))]);
+  assert.equal(s3.nodeChanged, true);
+  assert.equal(s3.nodeOrOptionsChanged, true, "a zone change does change rules");
 });

@@ -113,8 +113,10 @@ export interface NodeSnapshot {
    * matched with `addrtype LOCAL` / `fib daddr type local`).
    */
   readonly nodePortIPs: readonly string[] | null;
-  /** True when the Node object is being deleted (health turns bad). */
+  /** True when the Node object is being deleted (`metadata.deletionTimestamp`). */
   readonly deleting: boolean;
+  /** True when the Node has the `ToBeDeletedByClusterAutoscaler` taint (about to be removed). */
+  readonly toBeDeleted: boolean;
   /** True once a Node object was seen (or none is expected). */
   readonly known: boolean;
 }

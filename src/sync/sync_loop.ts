@@ -48,7 +48,7 @@ export interface SyncLoopHooks {
   onSyncFailed?(record: SyncRecord, error: unknown): void;
   /** Seconds from an EndpointSlice change trigger time to its rules being live. */
   onNetworkProgrammed?(latencySeconds: number): void;
-  /** The Node object changed (deleting flag). */
+  /** What the snapshot knows of the Node changed (before the sync it causes, if any). */
   onNodeChanged?(snapshot: ProxySnapshot): void;
 }
 
@@ -236,10 +236,8 @@ export class SyncLoop {
       const result = reconcile(this.#state, events);
       this.#state = result.state;
       for (const id of result.changedServicePorts) this.#unsynced.add(id);
-      if (result.nodeOrOptionsChanged) {
-        this.#needFull = true;
-        this.#opts.hooks?.onNodeChanged?.(result.state.snapshot);
-      }
+      if (result.nodeOrOptionsChanged) this.#needFull = true;
+      if (result.nodeChanged) this.#opts.hooks?.onNodeChanged?.(result.state.snapshot);
     }
     const snapshot = this.#state.snapshot;
     const start = Date.now();

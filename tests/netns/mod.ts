@@ -54,11 +54,14 @@ export {
 } from "./scenario_runner.ts";
 export { ApiObjects, type ApiSyncResult, type PlainObject } from "./api_objects.ts";
 export {
+  kproxyArgs,
   LAB_SERVICE_CIDRS,
+  type LabImplementation,
+  type LabNode,
+  type LabNodeOptions,
+  type LabProxy,
   upstreamArgs,
   UpstreamLab,
-  type UpstreamNode,
-  type UpstreamNodeOptions,
 } from "./upstream_backend.ts";
 export {
   cleanupUpstreamRules,

@@ -15,14 +15,16 @@
  * ```
  *
  * Lower level, for tests that need more than packets (health answers, node changes):
- * `await lab.startNode(topology, "nftables", { settings })` gives an {@link UpstreamNode}:
- * `sync(objects)` writes and waits, `kubeProxy.get("health", "/healthz")` asks upstream.
+ * `await lab.startNode(topology, "nftables", { settings })` gives a {@link LabNode}:
+ * `sync(objects)` writes and waits, `proxy.get("health", "/healthz")` asks upstream. With
+ * `{ implementation: "kproxy" }` the node runs kproxy as a process (`--kubeconfig`) instead, with
+ * equivalent flags ({@link kproxyArgs}), so one test body checks both proxies from outside.
  *
  * "Live" is read from the kernel, never from the proxy: every sync also bumps the port of a
  * sentinel Service (`default/zz-lab-sync`, written after every other Service and EndpointSlice,
  * so one watch delivers it after them) and waits until the node's rules of each family DNAT that
- * port. A Node change has its own watch, so it is not covered by the sentinel (upstream reads
- * the Node for health and topology only).
+ * port (and, for upstream, until its V(2) log says that sync ended: stale UDP conntrack entries
+ * go after the rules). A Node change has its own watch, so the sentinel does not cover it.
  *
  * IP plan: the API server serves ClusterIPs from 198.18.128.0/17 and fd00:128::/112 (its default
  * ServiceCIDR); the sentinel holds 198.18.255.250 and fd00:128::fffa and points at a pod address
@@ -38,6 +40,13 @@ import {
   type TestCluster,
   type TestClusterOptions,
 } from "../fixtures/apiserver.ts";
+import {
+  type HttpAnswer,
+  type KproxyProcess,
+  runKproxyOnce,
+  startKproxy,
+  tail,
+} from "../reliability/_kproxy.ts";
 import { goFixtures, netns, requiring } from "../requirements.ts";
 import { ApiObjects, type PlainObject } from "./api_objects.ts";
 import { THIS_NODE } from "./manifests.ts";
@@ -51,11 +60,16 @@ import type { Topology } from "./topology.ts";
 import {
   cleanupUpstreamRules,
   startUpstreamKubeProxy,
+  UPSTREAM_HEALTHZ,
+  UPSTREAM_METRICS,
   type UpstreamKubeProxy,
   type UpstreamMode,
 } from "./upstream_kube_proxy.ts";
 
 export type { UpstreamKubeProxy, UpstreamMode };
+
+/** Which proxy a lab node runs. */
+export type LabImplementation = "kproxy" | "upstream";
 
 /** The service CIDRs of the lab's API server: IPv4 and IPv6, as the scenario table uses. */
 export const LAB_SERVICE_CIDRS: readonly string[] = Object.freeze([
@@ -76,7 +90,19 @@ const LIVE_TIMEOUT_MS = 30_000;
  * which upstream's nftables mode spells `0.0.0.0/0,::/0` (its empty default means `primary`).
  */
 export function upstreamArgs(settings: SnapshotSettings, mode: UpstreamMode): string[] {
-  const args: string[] = ["--iptables-min-sync-period=0s"];
+  return ["--iptables-min-sync-period=0s", ...commonArgs(settings, mode)];
+}
+
+/**
+ * kproxy flags for the same settings, so that a lab node can run kproxy as a process against
+ * the lab's API server exactly as upstream runs.
+ */
+export function kproxyArgs(settings: SnapshotSettings, mode: UpstreamMode): string[] {
+  return [`--iptables-masquerade-bit=${settings.masqueradeBit}`, ...commonArgs(settings, mode)];
+}
+
+function commonArgs(settings: SnapshotSettings, mode: UpstreamMode): string[] {
+  const args: string[] = [];
   if (settings.clusterCIDRs.length > 0) {
     args.push(`--cluster-cidr=${settings.clusterCIDRs.join(",")}`);
   }
@@ -122,12 +148,56 @@ function sentinelObjects(port: number, dualStack: boolean): PlainObject[] {
   return [service, ...slices];
 }
 
-/** The rule text of upstream's tables (or chains) of one family in `netns`. */
-async function upstreamRules(netnsName: string, mode: UpstreamMode, v6: boolean): Promise<string> {
+/** The proxy process of a lab node, whichever it is. */
+export interface LabProxy {
+  /** kproxy or upstream kube-proxy. */
+  readonly implementation: LabImplementation;
+  /** Its backend. */
+  readonly mode: UpstreamMode;
+  /** GET `path` from its health (`health`) or metrics server, inside the namespace. */
+  get(server: "health" | "metrics", path: string): Promise<HttpAnswer>;
+  /** The last lines of its log. */
+  tail(lines?: number): Promise<string>;
+  /** Its exit code once it ended, else null. */
+  exitCode(): number | null;
+  /** Kills it (SIGKILL: its rules stay). */
+  kill(): Promise<void>;
+}
+
+function upstreamProxy(kp: UpstreamKubeProxy): LabProxy {
+  return {
+    implementation: "upstream",
+    mode: kp.mode,
+    get: (server, path) => kp.get(server, path),
+    tail: (lines) => kp.tail(lines),
+    exitCode: () => kp.exitStatus()?.code ?? null,
+    kill: () => kp.kill(),
+  };
+}
+
+function kproxyProxy(kp: KproxyProcess, mode: UpstreamMode): LabProxy {
+  return {
+    implementation: "kproxy",
+    mode,
+    get: (server, path) => kp.get(server, path),
+    tail: (lines) => Promise.resolve(tail(kp.log(), lines)),
+    exitCode: () => kp.exitStatus()?.code ?? null,
+    kill: async () => {
+      await kp.kill("SIGKILL");
+    },
+  };
+}
+
+/** The rule text of the proxy's tables (or nat chains) of one family in `netns`. */
+async function proxyRules(
+  netnsName: string,
+  implementation: LabImplementation,
+  mode: UpstreamMode,
+  v6: boolean,
+): Promise<string> {
+  const table = implementation === "upstream" ? "kube-proxy" : "kproxy";
   const r = mode === "nftables"
-    ? await runToolResult("nft", ["list", "table", v6 ? "ip6" : "ip", "kube-proxy"], {
-      netns: netnsName,
-    })
+    ? await runToolResult("nft", ["list", "table", v6 ? "ip6" : "ip", table], { netns: netnsName })
     : await runToolResult(v6 ? "ip6tables-save" : "iptables-save", ["-t", "nat"], {
       netns: netnsName,
     });
@@ -145,16 +215,14 @@ function sentinelLive(rules: string, family: 0 | 1, port: number): boolean {
 }
 
 /**
- * True when, for each family, upstream's last sync has run to its end (its V(2) "SyncProxyRules
- * complete" line follows its last "Syncing … rules" line): rules go in first, stale UDP conntrack
- * entries are cleared after, so "live" waits for both.
+ * True when, for each family, the proxy's last sync has run to its end. Upstream: its V(2)
+ * "SyncProxyRules complete" line follows its last "Syncing … rules" line (rules go in first,
+ * stale UDP conntrack entries are cleared after). kproxy clears conntrack before its sync
+ * returns, so rules in the kernel mean the sync is over.
  */
-async function syncsFinished(
-  kubeProxy: UpstreamKubeProxy | null,
-  families: readonly (0 | 1)[],
-): Promise<boolean> {
-  if (kubeProxy === null) return false;
-  const log = await Deno.readTextFile(kubeProxy.logPath).catch(() => "");
+async function syncsFinished(proxy: LabProxy, families: readonly (0 | 1)[]): Promise<boolean> {
+  if (proxy.implementation === "kproxy") return true;
+  const log = await proxy.tail(1_000_000);
   return families.every((f) => {
     const family = `ipFamily="${f === 0 ? "IPv4" : "IPv6"}"`;
     let started = -1;
@@ -169,17 +237,19 @@ async function syncsFinished(
 }
 
 /** Options of {@link UpstreamLab.startNode}. */
-export interface UpstreamNodeOptions {
+export interface LabNodeOptions {
+  /** Which proxy runs on the node; default upstream kube-proxy. */
+  readonly implementation?: LabImplementation;
   /** kproxy's settings to mirror (default: the scenario table's defaults). */
   readonly settings?: SnapshotSettings;
-  /** Further upstream flags, after those of `settings`. */
+  /** Further proxy flags, after those of `settings`. */
   readonly args?: readonly string[];
 }
 
-/** Upstream kube-proxy on one lab node, fed through the lab's API server. */
-export interface UpstreamNode extends ScenarioDriver {
-  /** The running kube-proxy (null before the first sync and after `cleanup`). */
-  readonly kubeProxy: UpstreamKubeProxy | null;
+/** A proxy on one lab node (upstream, or kproxy as a process), fed through the lab's API server. */
+export interface LabNode extends ScenarioDriver {
+  /** The running proxy (null before the first sync and after `cleanup`). */
+  readonly proxy: LabProxy | null;
   /** The store writing this node's objects. */
   readonly objects: ApiObjects;
   /** The shared API server. */
@@ -208,55 +278,76 @@ export class UpstreamLab {
     return this.#cluster;
   }
 
-  /** Whether the lab's API server serves IPv6 ClusterIPs. */
-  #dualStack(cluster: TestCluster): boolean {
-    return cluster.serviceClusterIpRange.includes(":");
-  }
-
   /**
-   * Exposes the API server in `topology`'s node namespace; kube-proxy starts with the first
-   * `sync`, once the objects (the Node among them) are in the API.
+   * Exposes the API server in `topology`'s node namespace; the proxy starts with the first
+   * `sync`, once the objects (the Node among them) are in the API. One node at a time.
    */
   async startNode(
     topology: Topology,
     mode: UpstreamMode,
-    options: UpstreamNodeOptions = {},
-  ): Promise<UpstreamNode> {
+    options: LabNodeOptions = {},
+  ): Promise<LabNode> {
     if (this.#users > 0) {
-      throw new Error("Cannot start a second upstream node: the lab runs one node at a time");
+      throw new Error("Cannot start a second lab node: the lab runs one node at a time");
     }
     const cluster = await this.cluster();
-    const dualStack = this.#dualStack(cluster);
+    const dualStack = cluster.serviceClusterIpRange.includes(":");
+    const families: (0 | 1)[] = dualStack ? [0, 1] : [0];
     const ns = topology.nodeNetns;
+    const implementation = options.implementation ?? "upstream";
     const bridge: NetnsBridge = await cluster.exposeInNetns(ns);
     this.#users++;
     const objects = new ApiObjects(cluster);
     const settings = options.settings;
-    const args = [
-      ...(settings === undefined ? [] : upstreamArgs(settings, mode)),
-      ...(options.args ?? []),
-    ];
-    let kubeProxy: UpstreamKubeProxy | null = null;
+    const settingArgs = settings === undefined
+      ? []
+      : implementation === "upstream"
+      ? upstreamArgs(settings, mode)
+      : kproxyArgs(settings, mode);
+    const args = [...settingArgs, ...(options.args ?? [])];
+    let proxy: LabProxy | null = null;
     let port = SENTINEL_FIRST_PORT;
     let current: readonly PlainObject[] = [];
     let closed = false;
 
+    const start = async (): Promise<LabProxy> => {
+      if (implementation === "upstream") {
+        return upstreamProxy(
+          await startUpstreamKubeProxy(cluster, ns, mode, {
+            nodeName: THIS_NODE,
+            args,
+            logDir: cluster.dir,
+          }),
+        );
+      }
+      const kp = await startKproxy(ns, [
+        "--kubeconfig",
+        cluster.kubeProxyKubeconfigPath,
+        `--proxy-mode=${mode}`,
+        `--hostname-override=${THIS_NODE}`,
+        `--healthz-bind-address=${UPSTREAM_HEALTHZ}`,
+        `--metrics-bind-address=${UPSTREAM_METRICS}`,
+        ...args,
+      ]);
+      return kproxyProxy(kp, mode);
+    };
     const describe = async (what: string) => {
-      const exit = kubeProxy?.exitStatus();
-      return `upstream kube-proxy (${mode}) in ${ns}: ${what}` +
-        (exit === undefined ? "" : `; it exited with ${exit.code}`) +
-        `; log ${kubeProxy?.logPath}:\n${await kubeProxy?.tail(30)}`;
+      const code = proxy?.exitCode() ?? null;
+      return `${implementation} (${mode}) in ${ns}: ${what}` +
+        (code === null ? "" : `; it exited with ${code}`) +
+        `; its log:\n${await proxy?.tail(30)}`;
     };
     const waitLive = async () => {
       const deadline = Date.now() + LIVE_TIMEOUT_MS;
-      const families: (0 | 1)[] = dualStack ? [0, 1] : [0];
       for (;;) {
-        if (kubeProxy?.exitStatus() !== undefined) throw new Error(await describe("exited"));
+        if (proxy === null) throw new Error(`${implementation} (${mode}) in ${ns} is not running`);
+        if (proxy.exitCode() !== null) throw new Error(await describe("exited"));
         let live = true;
         for (const f of families) {
-          if (!sentinelLive(await upstreamRules(ns, mode, f === 1), f, port)) live = false;
+          const rules = await proxyRules(ns, implementation, mode, f === 1);
+          if (!sentinelLive(rules, f, port)) live = false;
         }
-        if (live && await syncsFinished(kubeProxy, families)) return;
+        if (live && await syncsFinished(proxy, families)) return;
         if (Date.now() > deadline) {
           throw new Error(await describe(`rules not live ${LIVE_TIMEOUT_MS} ms after the sync`));
         }
@@ -267,9 +358,9 @@ export class UpstreamLab {
       current = raws as PlainObject[];
       await objects.sync([...current, ...sentinelObjects(port, dualStack)]);
     };
-    const node: UpstreamNode = {
-      get kubeProxy() {
-        return kubeProxy;
+    const node: LabNode = {
+      get proxy() {
+        return proxy;
       },
       objects,
       cluster,
@@ -279,31 +370,29 @@ export class UpstreamLab {
         await write(raws);
         port++;
         await objects.sync([...current, ...sentinelObjects(port, dualStack)]);
-        if (kubeProxy === null) {
-          kubeProxy = await startUpstreamKubeProxy(cluster, ns, mode, {
-            nodeName: THIS_NODE,
-            args,
-            logDir: cluster.dir,
-          });
-        }
+        proxy ??= await start();
         await waitLive();
       },
       async cleanup() {
-        await kubeProxy?.kill();
-        kubeProxy = null;
-        await cleanupUpstreamRules(ns);
+        await proxy?.kill();
+        proxy = null;
+        if (implementation === "upstream") await cleanupUpstreamRules(ns);
+        else {
+          const r = await runKproxyOnce(ns, ["--cleanup", `--proxy-mode=${mode}`]);
+          if (r.code !== 0) throw new Error(`kproxy --cleanup exited with ${r.code}:\n${r.log}`);
+        }
       },
       async liveRules() {
-        const v4 = await upstreamRules(ns, mode, false);
-        const v6 = dualStack ? await upstreamRules(ns, mode, true) : "";
+        const v4 = await proxyRules(ns, implementation, mode, false);
+        const v6 = dualStack ? await proxyRules(ns, implementation, mode, true) : "";
         return v4 + v6;
       },
       close: async () => {
         if (closed) return;
         closed = true;
         try {
-          await kubeProxy?.kill();
-          kubeProxy = null;
+          await proxy?.kill();
+          proxy = null;
           await bridge.close();
           await objects.clear();
         } finally {
@@ -314,18 +403,26 @@ export class UpstreamLab {
     return node;
   }
 
-  /** A scenario backend named `upstream-<mode>`: upstream with the scenario's settings. */
-  backend(mode: UpstreamMode, options: { readonly args?: readonly string[] } = {}) {
-    const backend: ProcessScenarioBackend = {
-      name: `upstream-${mode}`,
+  /**
+   * A scenario backend named `upstream-<mode>` (or `kproxy-process-<mode>`): the proxy runs with
+   * the scenario's settings, fed through the lab's API server.
+   */
+  backend(
+    mode: UpstreamMode,
+    options: { readonly implementation?: LabImplementation; readonly args?: readonly string[] } =
+      {},
+  ): ProcessScenarioBackend {
+    const implementation = options.implementation ?? "upstream";
+    return {
+      name: implementation === "upstream" ? `upstream-${mode}` : `kproxy-process-${mode}`,
       requirements: [goFixtures],
       open: (topology: Topology, scenario: Scenario) =>
         this.startNode(topology, mode, {
+          implementation,
           settings: scenarioSettings(scenario),
           ...(options.args === undefined ? {} : { args: options.args }),
         }),
     };
-    return backend;
   }
 
   /** Stops the API server (safe when it never started, and twice). */
