@@ -8,12 +8,10 @@
  * `nft` has no command that prints it. Null when it cannot be read (no FFI permission, no libc,
  * an error): callers then resync the long way.
  */
+import { netlinkSocket, openLibc } from "./netlink/libc.ts";
 
-const AF_NETLINK = 16;
-const SOCK_RAW = 3;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
 const NETLINK_NETFILTER = 12;
+const SOCK_NONBLOCK = 0o4000;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_GETGEN = 16;
 const NFT_MSG_NEWGEN = 15;
@@ -21,39 +19,7 @@ const NLM_F_REQUEST = 1;
 const NFTA_GEN_ID = 1;
 const HEADER_BYTES = 20; // struct nlmsghdr (16) + struct nfgenmsg (4)
 
-const LIBC_SYMBOLS = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-} as const;
-
-/**
- * Where glibc lives on Debian/Ubuntu (x86_64, arm64), RHEL-likes and Arch. The compiled binary may
- * load only these (deploy/kproxy_permissions.ts); the first that opens is used.
- */
-export const LIBC_PATHS: readonly string[] = Object.freeze([
-  "/lib/x86_64-linux-gnu/libc.so.6",
-  "/lib/aarch64-linux-gnu/libc.so.6",
-  "/lib64/libc.so.6",
-  "/usr/lib/libc.so.6",
-]);
-
-type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
-let libc: Libc | null | undefined;
-
-function openLibc(): Libc | null {
-  if (libc !== undefined) return libc;
-  libc = null;
-  for (const path of LIBC_PATHS) {
-    try {
-      if (Deno.permissions.querySync({ name: "ffi", path }).state !== "granted") continue;
-      libc = Deno.dlopen(path, LIBC_SYMBOLS).symbols;
-      break;
-    } catch { /* not there, or not glibc: try the next */ }
-  }
-  return libc;
-}
+export { LIBC_PATHS } from "./netlink/libc.ts";
 
 /** The GETGEN request (pure). */
 export function generationRequest(seq: number): Uint8Array {
@@ -87,12 +53,19 @@ export function nextGeneration(generation: number): number {
   return generation >= 0xffffffff ? 1 : generation + 1;
 }
 
-/** This namespace's nf_tables generation now, or null when it cannot be read. */
-export function readNftGeneration(): number | null {
+/**
+ * The nf_tables generation of this process's network namespace (or of the named one) now, or
+ * null when it cannot be read.
+ */
+export function readNftGeneration(netns?: string): number | null {
   const c = openLibc();
   if (c === null) return null;
-  const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd < 0) return null;
+  let fd: number;
+  try {
+    fd = netlinkSocket(c, NETLINK_NETFILTER, netns, SOCK_NONBLOCK);
+  } catch {
+    return null;
+  }
   try {
     const request = generationRequest(1);
     if (Number(c.send(fd, request, BigInt(request.length), 0)) !== request.length) return null;

@@ -27,6 +27,7 @@ import {
   reconcile,
 } from "../../src/snapshot/proxy_state.ts";
 import { netnsSupport } from "./topology.ts";
+import { withScratchNetns } from "./scratch_netns.ts";
 
 const support = netnsSupport();
 const VARIANTS: readonly IptablesVariant[] = ["nft", "legacy"];
@@ -39,18 +40,6 @@ async function run(netns: string, tool: string, args: string[], stdin?: string) 
   });
   if (r.code !== 0) throw new Error(`${tool} ${args.join(" ")}: ${r.stderr.trim()}`);
   return r.stdout;
-}
-
-/** Runs `fn` in a fresh network namespace and always deletes it. */
-async function withNetns(fn: (netns: string) => Promise<void>): Promise<void> {
-  const netns = `kp-ipt-${crypto.randomUUID().slice(0, 8)}`;
-  const add = await runToolResult("ip", ["netns", "add", netns]);
-  if (add.code !== 0) throw new Error(`ip netns add ${netns}: ${add.stderr.trim()}`);
-  try {
-    await fn(netns);
-  } finally {
-    await runToolResult("ip", ["netns", "del", netns]);
-  }
 }
 
 /** iptables-save without the comment lines (timestamps). */
@@ -110,7 +99,7 @@ for (const variant of VARIANTS) {
     name: `iptables-${variant}: every golden ruleset passes iptables-restore --test`,
     ignore: !support.ok,
     async fn() {
-      await withNetns(async (netns) => {
+      await withScratchNetns("kp-ipt", async (netns) => {
         for (const tc of TEST_CASES) {
           const snapshot = await tc.snapshot();
           for (const family of ["IPv4", "IPv6"] as const) {
@@ -131,7 +120,7 @@ for (const variant of VARIANTS) {
       name: `iptables-${variant}: partial syncs leave what a full sync would${staged}`,
       ignore: !support.ok,
       async fn() {
-        await withNetns(async (netns) => {
+        await withScratchNetns("kp-ipt", async (netns) => {
           const applier = new IptablesApplier({
             netns,
             variant,
@@ -188,7 +177,7 @@ for (const variant of VARIANTS) {
     name: `iptables-${variant}: cleanup leaves iptables-save as it was`,
     ignore: !support.ok,
     async fn() {
-      await withNetns(async (netns) => {
+      await withScratchNetns("kp-ipt", async (netns) => {
         // A user's own chain and rules, which kproxy must never touch.
         await run(
           netns,
@@ -239,7 +228,7 @@ for (const variant of VARIANTS) {
           "#!/bin/sh\necho 'iptables-restore: line 3 failed' >&2\nexit 1\n",
         );
         await Deno.chmod(failing, 0o755);
-        await withNetns(async (netns) => {
+        await withScratchNetns("kp-ipt", async (netns) => {
           const good = new IptablesApplier({ netns, variant, families: ["IPv4"] });
           const state = start(2);
           await good.sync({ snapshot: state.snapshot, changedServicePorts: [], full: true });
@@ -278,7 +267,7 @@ for (const variant of VARIANTS) {
     name: `iptables-${variant}: the first sync takes over an earlier kube-proxy's chains`,
     ignore: !support.ok,
     async fn() {
-      await withNetns(async (netns) => {
+      await withScratchNetns("kp-ipt", async (netns) => {
         await run(
           netns,
           `iptables-${variant}-restore`,
@@ -310,7 +299,7 @@ Deno.test({
   name: "iptables: the variant is detected with iptables --version",
   ignore: !support.ok,
   async fn() {
-    await withNetns(async (netns) => {
+    await withScratchNetns("kp-ipt", async (netns) => {
       const version = await run(netns, "iptables", ["--version"]);
       const applier = new IptablesApplier({ netns });
       assert.equal(await applier.variant(), /nf_tables/.test(version) ? "nft" : "legacy");
