@@ -23,6 +23,9 @@ import { registerApplier } from "./appliers.ts";
 import { conntrackCleanupRequired, reconcileConntrack } from "./conntrack.ts";
 import { runTool, runToolResult } from "./run_tool.ts";
 import { nextGeneration, readNftGeneration } from "./nft_generation.ts";
+import { compileScript } from "./netlink/compile_script.ts";
+import { UnsupportedNftText } from "./netlink/compile_values.ts";
+import { NftablesSocket } from "./netlink/socket.ts";
 
 /** Options of {@link NftablesApplier}. */
 export interface NftablesApplierOptions {
@@ -43,11 +46,20 @@ export interface NftablesApplierOptions {
    * process's namespace; never with `netns`). Null means unknown: resyncs rewrite everything.
    */
   readonly generation?: () => number | null;
+  /**
+   * Send incremental syncs as nf_tables netlink batches instead of through `nft -f` (default:
+   * on with the real `nft`, off when `nftPath` names another program, as tests' fakes do). The
+   * first load, recovery and cleanup always go through `nft -f`.
+   */
+  readonly netlink?: boolean;
 }
 const NFT_TIMEOUT_MS = 120_000;
 
 /** The kind of transaction a sync sends. */
 export type NftablesSyncKind = "scratch" | "flush" | "partial";
+
+/** How a sync's transaction reached the kernel. */
+export type NftablesTransport = "nft" | "netlink";
 
 /**
  * The transaction that rewrites a family's table completely. `live` (what this process last
@@ -97,6 +109,9 @@ export class NftablesApplier implements Applier {
   readonly #readGeneration: () => number | null;
   /** The nf_tables generation right after this applier's last transaction, when known. */
   #generation: number | null = null;
+  /** The netlink socket of the fast path: undefined until first used, null when unavailable. */
+  #socket: NftablesSocket | null | undefined;
+  #lastTransport: NftablesTransport | null = null;
 
   /** Makes an applier; nothing runs until the first sync. */
   constructor(options: NftablesApplierOptions = {}) {
@@ -106,8 +121,50 @@ export class NftablesApplier implements Applier {
     this.#log = options.log ?? (() => {});
     this.#conntrackCleanup = options.conntrackCleanup ?? true;
     this.#families = options.families ?? ["IPv4", "IPv6"];
-    this.#readGeneration = options.generation ??
-      (options.netns === undefined ? readNftGeneration : () => null);
+    const netns = options.netns;
+    this.#readGeneration = options.generation ?? (() => readNftGeneration(netns));
+    if (!(options.netlink ?? options.nftPath === undefined)) this.#socket = null;
+  }
+
+  /** How the last successful sync reached the kernel (for tests, benches and logs). */
+  get lastTransport(): NftablesTransport | null {
+    return this.#lastTransport;
+  }
+
+  /** The fast path's socket, opened on first use; null when netlink cannot be used. */
+  #netlink(): NftablesSocket | null {
+    if (this.#socket !== undefined) return this.#socket;
+    try {
+      this.#socket = NftablesSocket.open(this.#netns !== undefined ? { netns: this.#netns } : {});
+    } catch (error) {
+      this.#log(`nftables: incremental syncs go through nft -f: ${(error as Error).message}`);
+      this.#socket = null;
+    }
+    return this.#socket;
+  }
+
+  /**
+   * Sends a partial sync's commands as one netlink batch; false when the compiler does not
+   * handle one of them (the caller then uses `nft -f`). Throws when the kernel refuses it.
+   */
+  async #sendNetlink(lines: readonly string[], live: readonly FamilyTable[]): Promise<boolean> {
+    const socket = this.#netlink();
+    if (socket === null) return false;
+    let compiled;
+    try {
+      compiled = compileScript(lines, {
+        setDeclaration: (family, name) =>
+          live.find((t) => t.tableFamily === family)?.fixed.sets.find((s) => s.name === name)
+            ?.declaration,
+      });
+    } catch (error) {
+      if (!(error instanceof UnsupportedNftText)) throw error;
+      this.#log(`nftables: this sync goes through nft -f: ${error.message}`);
+      return false;
+    }
+    if (compiled.messages.length === 0) return true;
+    await socket.commit(compiled.messages, (i) => `"${compiled.commands[i] ?? "?"}"`);
+    return true;
   }
 
   /** The kind of the last successful sync (for tests and logs). */
@@ -167,10 +224,15 @@ export class NftablesApplier implements Applier {
 
     const script = lines.join("\n") + "\n";
     const linesSent = lines.length === 0 ? 0 : script.split("\n").length - 1;
+    let transport: NftablesTransport = "nft";
     if (lines.length > 0) {
       const before = this.#readGeneration();
       try {
-        await runTool(this.#nft, ["-f", "-"], this.#toolOptions(script));
+        if (kind === "partial" && live !== null && await this.#sendNetlink(lines, live)) {
+          transport = "netlink";
+        } else {
+          await runTool(this.#nft, ["-f", "-"], this.#toolOptions(script));
+        }
       } catch (error) {
         // nft transactions are atomic: the old rules stay. Rewrite everything next time.
         this.#live = null;
@@ -187,6 +249,7 @@ export class NftablesApplier implements Applier {
     }
     commit();
     this.#lastKind = kind;
+    this.#lastTransport = transport;
     const prev = this.#lastSnapshot;
     this.#lastSnapshot = snapshot;
 
@@ -239,6 +302,12 @@ export class NftablesApplier implements Applier {
     await runTool(this.#nft, ["-f", "-"], this.#toolOptions(script));
     this.#live = null;
     this.#lastSnapshot = null;
+  }
+
+  /** Closes the netlink socket (if one was opened); the applier opens a new one when needed. */
+  close(): void {
+    this.#socket?.close();
+    if (this.#socket !== null) this.#socket = undefined;
   }
 }
 

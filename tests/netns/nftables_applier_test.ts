@@ -15,21 +15,11 @@ import { initialProxyState, reconcile } from "../../src/snapshot/proxy_state.ts"
 import { FIXTURE_SETTINGS } from "../../src/render/nftables/_fixtures.ts";
 import type { ProxySnapshot } from "../../src/snapshot/types.ts";
 import { netnsSupport } from "./topology.ts";
+import { withScratchNetns } from "./scratch_netns.ts";
 
 const support = netnsSupport();
 const ignore = !support.ok;
 if (ignore) console.warn(`nftables netns tests skipped: ${support.reason}`);
-
-let counter = 0;
-async function withNetns<T>(fn: (ns: string) => Promise<T>): Promise<T> {
-  const ns = `kp-nft-${Deno.pid}-${counter++}`;
-  await runTool("ip", ["netns", "add", ns]);
-  try {
-    return await fn(ns);
-  } finally {
-    await runToolResult("ip", ["netns", "del", ns]);
-  }
-}
 
 function nft(ns: string, args: string[], stdin?: string): Promise<string> {
   return runTool("nft", args, { netns: ns, ...(stdin !== undefined ? { stdin } : {}) });
@@ -75,7 +65,7 @@ Deno.test({
   name: "nftables: golden scripts pass nft --check in a namespace",
   ignore,
   async fn() {
-    await withNetns(async (ns) => {
+    await withScratchNetns("kp-nft", async (ns) => {
       for (const [name, snapshot] of await goldenCases()) {
         const result = await runToolResult("nft", ["--check", "-f", "-"], {
           netns: ns,
@@ -91,7 +81,7 @@ Deno.test({
   name: "nftables: cleanup removes only kproxy's tables",
   ignore,
   async fn() {
-    await withNetns(async (ns) => {
+    await withScratchNetns("kp-nft", async (ns) => {
       await nft(
         ns,
         ["-f", "-"],
@@ -197,8 +187,8 @@ Deno.test({
   name: "nftables: partial syncs leave the same tables as a full load",
   ignore,
   async fn() {
-    await withNetns(async (ns) => {
-      await withNetns(async (fresh) => {
+    await withScratchNetns("kp-nft", async (ns) => {
+      await withScratchNetns("kp-nft", async (fresh) => {
         const applier = new NftablesApplier({ netns: ns });
         const all = steps();
         for (const [i, step] of all.entries()) {
@@ -209,6 +199,9 @@ Deno.test({
           });
           assert.equal(result.full, i === 0);
           assert.equal(applier.lastSyncKind, i === 0 ? "scratch" : "partial");
+          if (i > 0) {
+            assert.equal(applier.lastTransport, "netlink", `step ${i} went through nft -f`);
+          }
           const reference = new NftablesApplier({ netns: fresh });
           await reference.sync({ snapshot: step.snapshot, changedServicePorts: [], full: true });
           assert.equal(
@@ -242,7 +235,7 @@ Deno.test({
           `else exec nft "$@"; fi\n`,
       );
       await Deno.chmod(wrapper, 0o755);
-      await withNetns(async (ns) => {
+      await withScratchNetns("kp-nft", async (ns) => {
         const [first, second] = steps() as [Step, Step];
         const applier = new NftablesApplier({ netns: ns, nftPath: wrapper });
         await applier.sync({ snapshot: first.snapshot, changedServicePorts: [], full: true });
@@ -277,10 +270,50 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "nftables: a netlink batch the kernel refuses keeps the previous rules and forces a full sync",
+  ignore,
+  async fn() {
+    await withScratchNetns("kp-nft", async (ns) => {
+      const [first, second] = steps() as [Step, Step];
+      const applier = new NftablesApplier({ netns: ns });
+      await applier.sync({ snapshot: first.snapshot, changedServicePorts: [], full: true });
+      // Someone else removes an element the next partial sync deletes: the kernel refuses the
+      // whole batch (ENOENT), so nothing of it may be live.
+      const gone = "198.18.1.4 . 198.18.1.4"; // sticky's endpoint, which leaves in step 2
+      await nft(ns, ["delete", "element", "ip", "kproxy", "hairpin-endpoints", `{ ${gone} }`]);
+      const before = await applier.liveRules();
+      const changed = second.changed;
+      await assert.rejects(
+        applier.sync({ snapshot: second.snapshot, changedServicePorts: changed, full: false }),
+        /not committed: ENOENT.*delete element ip kproxy hairpin-endpoints \{ 198\.18\.1\.4 \. 198\.18\.1\.4 \}/,
+      );
+      assert.equal(await applier.liveRules(), before);
+      assert.equal(applier.needsFullSync, true);
+      const result = await applier.sync({
+        snapshot: second.snapshot,
+        changedServicePorts: changed,
+        full: false,
+      });
+      assert.equal(result.full, true);
+      assert.equal(applier.lastSyncKind, "scratch");
+      await withScratchNetns("kp-nft", async (fresh) => {
+        const reference = new NftablesApplier({ netns: fresh });
+        await reference.sync({ snapshot: second.snapshot, changedServicePorts: [], full: true });
+        assert.equal(
+          canonicalListing(await applier.liveRules()),
+          canonicalListing(await reference.liveRules()),
+        );
+      });
+    });
+  },
+});
+
+Deno.test({
   name: "nftables: a first sync replaces whatever a previous run left",
   ignore,
   async fn() {
-    await withNetns(async (ns) => {
+    await withScratchNetns("kp-nft", async (ns) => {
       const all = steps();
       await nft(ns, ["-f", "-"], "table ip kproxy {\n\tchain stray { }\n}\n");
       const applier = new NftablesApplier({ netns: ns });
