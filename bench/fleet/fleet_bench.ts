@@ -107,7 +107,9 @@ export interface StormFigures {
   readonly bytesDown: number;
   /** TCP connections the fleet opened. */
   readonly connections: number;
-  /** The API server over the storm (from the stop until every node caught up). */
+  /** The API server while it was away (stop, start, until ready): its own restart. */
+  readonly apiServerBoot: ProcessWindow;
+  /** The API server from ready until every node caught up: the fleet's reconnection. */
   readonly apiServer: ProcessWindow;
   /** Probes sent on the probe nodes, and how many failed. */
   readonly probes: { readonly sent: number; readonly failed: number };
@@ -367,6 +369,7 @@ async function runStorm(
     await fc.cluster.restartApiServer();
   }
   const tReady = Date.now();
+  const apiServerBoot = await fc.apiServer.cut();
   const marker = await writeMarker(fc);
   const seen = await waitForChainEverywhere(fleet, marker, {
     timeoutMs: options.stormTimeoutMs,
@@ -412,6 +415,7 @@ async function runStorm(
     failed,
     bytesDown,
     connections,
+    apiServerBoot,
     apiServer,
     probes: { sent: records.length, failed: failures.length },
     probeFailures: failures.slice(0, 10).map((f) =>

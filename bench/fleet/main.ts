@@ -7,7 +7,7 @@
  * ```sh
  * deno run -A bench/fleet/main.ts [--sizes 1000,10000] [--nodes 30,15] [--impls kproxy,kube-proxy]
  *   [--upstream-nodes 30,8] [--probe-nodes 3] [--changes 20] [--storms restart,compact]
- *   [--out bench/results/fleet]
+ *   [--drain-nodes 3] [--out bench/results/fleet]
  * ```
  *
  * `--nodes` and `--upstream-nodes` give the fleet size per cluster size (one value: every size).
@@ -17,6 +17,8 @@
 import { parseArgs } from "node:util";
 import type { ProxyImpl } from "../proxy_process.ts";
 import { type FleetPhaseResult, runFleetPhase, type StormKind } from "./fleet_bench.ts";
+import { startTestCluster } from "../../tests/fixtures/apiserver.ts";
+import { type DrainResult, runDrainPhase } from "./drain_phase.ts";
 import { startFleetCluster } from "./lab.ts";
 import { type FleetRun, type FleetSizeResult, writeFleetResults } from "./report.ts";
 
@@ -57,6 +59,7 @@ async function main(): Promise<void> {
       storms: { type: "string", default: "restart,compact" },
       "start-timeout": { type: "string", default: "900" },
       "storm-timeout": { type: "string", default: "300" },
+      "drain-nodes": { type: "string", default: "3" },
       out: { type: "string", default: "bench/results/fleet" },
     },
   });
@@ -78,6 +81,7 @@ async function main(): Promise<void> {
     commit: await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"] }).output()
       .then((o) => new TextDecoder().decode(o.stdout).trim()).catch(() => "?"),
     sizes: [],
+    drains: [],
   };
   for (const [si, services] of sizes.entries()) {
     const n = Math.max(pick(nodes, si), pick(upstreamNodes, si));
@@ -110,6 +114,27 @@ async function main(): Promise<void> {
     }
     const result: FleetSizeResult = { services, load: await loadAverage(), phases };
     run.sizes.push(result);
+    run.loadAfter = await loadAverage();
+    await writeFleetResults(out, run);
+    progress(`wrote ${out}`);
+  }
+  const drainNodes = Number(values["drain-nodes"]);
+  if (drainNodes > 0) {
+    const cluster = await startTestCluster();
+    try {
+      for (const impl of impls) {
+        progress(`=== drain, ${impl}, ${drainNodes} nodes`);
+        const result: DrainResult = await runDrainPhase(cluster, impl, drainNodes, progress);
+        progress(
+          result.report === null
+            ? `${impl} drain did not complete: ${result.error}`
+            : `${impl} drain: ${result.report.failures.length} failed connections`,
+        );
+        run.drains.push(result);
+      }
+    } finally {
+      await cluster.stop();
+    }
     run.loadAfter = await loadAverage();
     await writeFleetResults(out, run);
     progress(`wrote ${out}`);

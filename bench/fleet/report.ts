@@ -5,6 +5,7 @@
  * @module
  */
 import { formatMs } from "../stats.ts";
+import type { DrainResult } from "./drain_phase.ts";
 import { type FleetPhaseResult, formatBytes, perNodeSummary } from "./fleet_bench.ts";
 
 /** One cluster size's phases. */
@@ -29,6 +30,8 @@ export interface FleetRun {
   readonly commit: string;
   /** Each size. */
   readonly sizes: FleetSizeResult[];
+  /** The drain scenario, per implementation. */
+  readonly drains: DrainResult[];
 }
 
 function sizeLabel(n: number): string {
@@ -97,8 +100,8 @@ export function changeTable(sizes: readonly FleetSizeResult[]): string {
 /** The reconnect storms. */
 export function stormTable(sizes: readonly FleetSizeResult[]): string {
   const rows = [
-    "| proxy | services | nodes | storm | API server away | every node caught up after | requests (fleet) | lists · watches · 410 · 429/5xx | bytes received (fleet) | connections | API server CPU | peak CPU | failed probes |",
-    "| ----- | -------- | ----- | ----- | --------------- | -------------------------- | ---------------- | ------------------------------- | ---------------------- | ----------- | -------------- | -------- | ------------- |",
+    "| proxy | services | nodes | storm | API server away | every node caught up after | requests (fleet) | lists · watches · 410 · 429/5xx | bytes received (fleet) | connections | API server CPU: restart · fleet | peak CPU | failed probes |",
+    "| ----- | -------- | ----- | ----- | --------------- | -------------------------- | ---------------- | ------------------------------- | ---------------------- | ----------- | ------------------------------- | -------- | ------------- |",
   ];
   for (const size of sizes) {
     for (const p of size.phases) {
@@ -118,6 +121,28 @@ export function stormTable(sizes: readonly FleetSizeResult[]): string {
         );
       }
     }
+  }
+  return rows.join("\n");
+}
+
+/** The drain: connections per pool, failures, and how fast the balancer's view followed. */
+export function drainTable(drains: readonly DrainResult[]): string {
+  const rows = [
+    "| proxy | nodes | connections (Local · Cluster service) | failed | balancer view after: taint (Cluster) · pod terminating (Local) · new pod ready (Local) |",
+    "| ----- | ----- | ------------------------------------- | ------ | ------------------------------------------------------------------------------------ |",
+  ];
+  for (const d of drains) {
+    if (d.report === null) {
+      rows.push(`| ${d.impl} | ${d.nodes} | did not complete: ${d.error ?? "?"} | | |`);
+      continue;
+    }
+    const r = d.report;
+    const sent = (pool: string) => r.pools[pool]?.sent ?? 0;
+    rows.push(
+      `| ${d.impl} | ${d.nodes} | ${sent("local")} · ${sent("cluster")} | ${r.failures.length} | ${
+        r.lags.map((l) => (l.ms === null ? "never" : formatMs(l.ms))).join(" · ")
+      } |`,
+    );
   }
   return rows.join("\n");
 }
@@ -272,6 +297,13 @@ export function fleetMarkdown(run: FleetRun): string {
     "## Targets",
     "",
     ...targetLines(run.sizes),
+    ...run.drains.map((d) =>
+      `- drain, ${d.impl}, ${d.nodes} nodes: ${
+        d.report === null
+          ? `did not complete (${d.error})`
+          : `${d.report.failures.length} failed connections`
+      } (target 0)`
+    ),
     "",
     "## Fleet start",
     "",
@@ -284,6 +316,15 @@ export function fleetMarkdown(run: FleetRun): string {
     "## Reconnect storms",
     "",
     stormTable(run.sizes),
+    "",
+    "## Drain",
+    "",
+    "A userspace load balancer in the client namespace checks every node every second (the Local",
+    "service's healthCheckNodePort, /healthz on 10256 for the Cluster one) and sends 40 connections",
+    "a second through each service; node 0 is tainted ToBeDeletedByClusterAutoscaler, its Node",
+    "deleted, its pod replaced on the last node, and then it is switched off.",
+    "",
+    drainTable(run.drains),
     "",
     "![fleet chart](chart.svg)",
     "",

@@ -47,6 +47,7 @@ function phase(impl: "kproxy" | "kube-proxy", down: number, cpu: number): FleetP
       failed: 0,
       bytesDown: 600_000,
       connections: 8,
+      apiServerBoot: window,
       apiServer: window,
       probes: { sent: 100, failed: 0 },
       probeFailures: [],
@@ -64,6 +65,7 @@ const RUN: FleetRun = {
     load: "2 2 2",
     phases: [phase("kproxy", 300_000, 1), phase("kube-proxy", 250_000, 0.5)],
   }],
+  drains: [],
 };
 
 Deno.test("fleet report: targets compare kproxy with upstream in the same run", () => {

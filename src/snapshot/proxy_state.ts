@@ -241,10 +241,10 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
         upsert(event.object);
         break;
       case "delete": {
-        if (event.kind === "Node") {
-          if (event.name === settings.nodeName) node = null;
-          break;
-        }
+        // This node's Node deleted (the last step of a drain, before the machine goes away):
+        // keep what it said — its addresses still carry NodePorts and health checks until the
+        // node is switched off, as upstream, whose NodeManager keeps the last Node it saw.
+        if (event.kind === "Node") break;
         copy();
         const key = serviceKey(event.namespace ?? "default", event.name);
         if (event.kind === "Service") {

@@ -189,7 +189,8 @@ Deno.test("reconcile: incremental results equal a from-scratch build (seeded ran
         } else if (r < 0.95) {
           const o = obj(universe.randomObject());
           const m = o.object.metadata;
-          model.delete(objectKey(o));
+          // A deleted Node of this node's name stays as last seen (see the drain test below).
+          if (!(o.kind === "Node" && m.name === SETTINGS.nodeName)) model.delete(objectKey(o));
           batch.push({
             type: "delete",
             kind: o.kind,
@@ -464,10 +465,11 @@ Deno.test("reconcile: a Node zone change recomputes topology", () => {
   const unlabelled = reconcile(moved.state, [upsert(node("node-a", null))]);
   assert.deepEqual(unlabelled.changedServicePorts, [WEB]);
   assert.equal(famOf(portOf(unlabelled.state.snapshot, WEB)).clusterEndpoints.length, 2);
+  // Deleting the Node changes nothing: its last zone stays (as upstream's NodeManager).
   const deleted = reconcile(moved.state, [del("Node", "node-a", null)]);
-  assert.equal(deleted.state.snapshot.node.known, false);
-  assert.equal(deleted.state.snapshot.node.zone, null);
-  assert.deepEqual(deleted.changedServicePorts, [WEB]);
+  assert.equal(deleted.state.snapshot.node.known, true);
+  assert.equal(deleted.state.snapshot.node.zone, "zone-b");
+  assert.deepEqual(deleted.changedServicePorts, []);
 });
 
 Deno.test("reconcile: Node facts in the snapshot", () => {
@@ -510,6 +512,16 @@ Deno.test("reconcile: Node facts in the snapshot", () => {
   const ext = node("node-a", null);
   (ext["status"] as Raw)["addresses"] = [{ type: "ExternalIP", address: "198.18.0.99" }];
   assert.deepEqual(build([ext]).node.primaryIPs, ["198.18.0.99"], "ExternalIP when no InternalIP");
+});
+
+Deno.test("reconcile: a deleted Node keeps its last facts (NodePorts live on during a drain)", () => {
+  const n = node("node-a", "zone-a", ["198.18.0.10"]);
+  const settings = { ...SETTINGS, nodePortAddresses: ["primary"] };
+  const base = run([[upsert(n)]], settings);
+  const r = reconcile(base.state, [del("Node", "node-a", null)]);
+  assert.deepEqual(r.state.snapshot.node, base.state.snapshot.node);
+  assert.deepEqual(r.state.snapshot.node.nodePortIPs, ["198.18.0.10"]);
+  assert.equal(r.nodeOrOptionsChanged, false);
 });
 
 Deno.test("reconcile: nodePortAddresses select the NodePort addresses", async (t) => {

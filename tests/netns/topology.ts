@@ -288,10 +288,12 @@ export async function sysctl(
 
 /**
  * Namespace names: `kp<owner pid, base 36>x<2 random>-<role>` (role `node`, `p<i>`, `c0`, `c1`;
- * the two-node lab's `na`, `nb`, `a<i>`, `b<i>`), at most 15 characters. The owner pid lets a
+ * the two-node lab's `na`, `nb`, `a<i>`, `b<i>`; the node lab's `m<i>` nodes and `q<i>` pods),
+ * at most 15 characters. The owner pid lets a
  * later run delete what a killed run left behind.
  */
-const NAMESPACE_NAME = /^kp([0-9a-z]{1,5})x[0-9a-z]{2}-(node|p\d{1,3}|c[01]|n[ab]|[ab]\d{1,2})$/;
+const NAMESPACE_NAME =
+  /^kp([0-9a-z]{1,5})x[0-9a-z]{2}-(node|p\d{1,3}|c[01]|n[ab]|[ab]\d{1,2}|m\d{1,2}|q\d{1,3})$/;
 const usedIds = new Set<string>();
 
 /** A fresh id for a lab's namespace names (`kp<pid base 36>x<2 random>`). */
