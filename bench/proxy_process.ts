@@ -77,15 +77,27 @@ export function proxyArgv(
     const flag = spec.impl === "kproxy" ? "min-sync-period" : "iptables-min-sync-period";
     common.push(`--${flag}=${spec.minSyncPeriod}`);
   }
+  // Both leave the conntrack sysctls alone (nf_conntrack_max is read-only in a namespace).
+  const conntrack = [
+    "--conntrack-max-per-core=0",
+    "--conntrack-tcp-timeout-established=0",
+    "--conntrack-tcp-timeout-close-wait=0",
+  ];
   if (spec.impl === "kproxy") {
-    return [Deno.execPath(), "run", "-A", v8FlagsArg(), `${REPO}src/cli/main.ts`, ...common];
+    return [
+      Deno.execPath(),
+      "run",
+      "-A",
+      v8FlagsArg(),
+      `${REPO}src/cli/main.ts`,
+      ...common,
+      ...conntrack,
+    ];
   }
   return [
     fixtureBinary("kube-proxy"),
     ...common,
-    "--conntrack-max-per-core=0",
-    "--conntrack-tcp-timeout-established=0",
-    "--conntrack-tcp-timeout-close-wait=0",
+    ...conntrack,
     "--oom-score-adj=0",
     "--v=2",
   ];

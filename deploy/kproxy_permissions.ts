@@ -11,9 +11,9 @@ import { LIBC_PATHS } from "../src/apply/nft_generation.ts";
 /**
  * Programs kproxy runs (by name, resolved on PATH when the binary starts): `nft` (nftables
  * mode), `iptables` (only `--version`, to tell iptables-nft from iptables-legacy), the
- * save/restore tools of both flavours and both families (iptables mode), `sysctl` (iptables
- * mode sets net.ipv4.conf.all.route_localnet=1, as kube-proxy does) and `conntrack` (stale UDP
- * flows). `ip` is not here: only tests and benches run tools inside network namespaces.
+ * save/restore tools of both flavours and both families (iptables mode), `sysctl` (the
+ * conntrack sysctls at start, and route_localnet=1 in iptables mode, as kube-proxy sets them;
+ * Deno opens /proc/sys to no process without --allow-all) and `conntrack` (stale UDP flows). `ip` is not here: only tests and benches run tools inside network namespaces.
  */
 export const KPROXY_TOOLS: readonly string[] = Object.freeze([
   "nft",
@@ -57,7 +57,8 @@ export function kproxyPermissionFlags(): readonly PermissionFlag[] {
   return [
     {
       flag: `--allow-run=${KPROXY_TOOLS.join(",")}`,
-      reason: "the netfilter tools the appliers run (and sysctl for route_localnet); " +
+      reason:
+        "the netfilter tools the appliers run (and sysctl for conntrack and route_localnet); " +
         "nothing else can be started",
     },
     {

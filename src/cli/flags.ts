@@ -3,7 +3,11 @@ import { parseArgs } from "node:util";
 import { parseCIDR } from "../model/ip.ts";
 import { parseDuration } from "../config/duration.ts";
 import { parseKubeProxyConfiguration } from "../config/kube_proxy_configuration.ts";
-import { DEFAULT_PROXY_CONFIG, type ProxyConfig } from "../config/proxy_config.ts";
+import {
+  type ConntrackConfig,
+  DEFAULT_PROXY_CONFIG,
+  type ProxyConfig,
+} from "../config/proxy_config.ts";
 
 /** A command-line mistake: one line, exit code 2. */
 export class UsageError extends Error {
@@ -41,6 +45,34 @@ export const PROXY_FLAGS = {
   "iptables-min-sync-period": ["string", "Alias of --min-sync-period (kube-proxy compatibility)"],
   "kube-api-qps": ["string", "QPS to use while talking with the API server"],
   "kube-api-burst": ["string", "Burst to use while talking with the API server"],
+  "conntrack-max-per-core": [
+    "string",
+    "Maximum number of NAT connections to track per CPU core (0 to leave the limit as-is and ignore conntrack-min; default 32768)",
+  ],
+  "conntrack-min": [
+    "string",
+    "Minimum number of conntrack entries to allocate, regardless of conntrack-max-per-core (default 131072)",
+  ],
+  "conntrack-tcp-timeout-established": [
+    "string",
+    "Idle timeout for established TCP connections (0 to leave as-is; default 24h)",
+  ],
+  "conntrack-tcp-timeout-close-wait": [
+    "string",
+    "NAT timeout for TCP connections in the CLOSE_WAIT state (0 to leave as-is; default 1h)",
+  ],
+  "conntrack-tcp-be-liberal": [
+    "boolean",
+    "Enable liberal mode for tracking TCP packets by setting nf_conntrack_tcp_be_liberal to 1",
+  ],
+  "conntrack-udp-timeout": [
+    "string",
+    "Idle timeout for UNREPLIED UDP connections (0 to leave as-is)",
+  ],
+  "conntrack-udp-timeout-stream": [
+    "string",
+    "Idle timeout for ASSURED UDP connections (0 to leave as-is)",
+  ],
   "config": ["string", "Path to a KubeProxyConfiguration file; flags override it"],
   "cleanup": ["boolean", "Remove kproxy's rules and exit"],
   "cleanup-kube-proxy": ["boolean", "With --cleanup, also remove upstream kube-proxy's rules"],
@@ -134,6 +166,30 @@ function cidrList(name: string, text: string, allowPrimary: boolean): string[] {
   return items;
 }
 
+const INT32_MAX = 2 ** 31 - 1;
+
+function conntrackFromFlags(v: Record<string, string>, base: ConntrackConfig): ConntrackConfig {
+  const c: { -readonly [K in keyof ConntrackConfig]: ConntrackConfig[K] } = { ...base };
+  const int = (name: string) => numberFlag(name, v[name] as string, 0, INT32_MAX);
+  const ms = (name: string) => durationFlag(name, v[name] as string);
+  if (v["conntrack-max-per-core"] !== undefined) c.maxPerCore = int("conntrack-max-per-core");
+  if (v["conntrack-min"] !== undefined) c.min = int("conntrack-min");
+  if (v["conntrack-tcp-timeout-established"] !== undefined) {
+    c.tcpEstablishedTimeoutMs = ms("conntrack-tcp-timeout-established");
+  }
+  if (v["conntrack-tcp-timeout-close-wait"] !== undefined) {
+    c.tcpCloseWaitTimeoutMs = ms("conntrack-tcp-timeout-close-wait");
+  }
+  if (v["conntrack-tcp-be-liberal"] !== undefined) {
+    c.tcpBeLiberal = v["conntrack-tcp-be-liberal"] === "true";
+  }
+  if (v["conntrack-udp-timeout"] !== undefined) c.udpTimeoutMs = ms("conntrack-udp-timeout");
+  if (v["conntrack-udp-timeout-stream"] !== undefined) {
+    c.udpStreamTimeoutMs = ms("conntrack-udp-timeout-stream");
+  }
+  return Object.freeze(c);
+}
+
 /**
  * Builds the effective ProxyConfig: defaults, then the `--config` file, then flags.
  * `readFile` is injected so this stays testable; it reads the config file's text.
@@ -204,6 +260,7 @@ export function configFromFlags(
   if (v["kube-api-burst"] !== undefined) {
     c.kubeApiBurst = numberFlag("kube-api-burst", v["kube-api-burst"], 0, 1e6);
   }
+  c.conntrack = conntrackFromFlags(v, c.conntrack);
   // nftables mode defaults to the node's primary IPs for NodePorts, as upstream does.
   if (c.mode === "nftables" && c.nodePortAddresses.length === 0) c.nodePortAddresses = ["primary"];
   return Object.freeze(c);

@@ -173,3 +173,44 @@ Deno.test("flags: help lists every flag once", () => {
   const names = flagsHelp().split("\n").map((l) => /^\s+--([a-z-]+)/.exec(l)?.[1]);
   assert.deepEqual(names, Object.keys(PROXY_FLAGS));
 });
+
+Deno.test("flags: --conntrack-* as kube-proxy's, over the config file's conntrack section", () => {
+  assert.deepEqual(config([]).conntrack, {
+    maxPerCore: 32768,
+    min: 131072,
+    tcpEstablishedTimeoutMs: 86_400_000,
+    tcpCloseWaitTimeoutMs: 3_600_000,
+    tcpBeLiberal: false,
+    udpTimeoutMs: 0,
+    udpStreamTimeoutMs: 0,
+  });
+  const files = {
+    "/kp.yaml": "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n" +
+      "conntrack:\n  maxPerCore: 0\n  tcpBeLiberal: true\n  udpTimeout: 45s\n",
+  };
+  const c = config([
+    "--config=/kp.yaml",
+    "--conntrack-tcp-timeout-established=0",
+    "--conntrack-tcp-timeout-close-wait=30m",
+    "--conntrack-udp-timeout-stream=3m",
+    "--conntrack-min=1000",
+  ], files).conntrack;
+  assert.deepEqual(c, {
+    maxPerCore: 0,
+    min: 1000,
+    tcpEstablishedTimeoutMs: 0,
+    tcpCloseWaitTimeoutMs: 1_800_000,
+    tcpBeLiberal: true,
+    udpTimeoutMs: 45_000,
+    udpStreamTimeoutMs: 180_000,
+  });
+  assert.equal(config(["--conntrack-tcp-be-liberal"]).conntrack.tcpBeLiberal, true);
+  assert.throws(() => config(["--conntrack-max-per-core=-1"]), {
+    name: "UsageError",
+    message: '--conntrack-max-per-core must be a whole number from 0 to 2147483647, not "-1"',
+  });
+  assert.throws(() => config(["--conntrack-udp-timeout=soon"]), {
+    name: "UsageError",
+    message: '--conntrack-udp-timeout "soon" is not a duration like 30s',
+  });
+});

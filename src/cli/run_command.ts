@@ -1,5 +1,6 @@
 /** `kproxy [flags]`: the long-running proxy — source → sync loop → applier, plus the servers. */
 import { applierFor } from "../apply/appliers.ts";
+import { setupConntrack } from "../apply/conntrack_sysctls.ts";
 import type { ProxyConfig } from "../config/proxy_config.ts";
 import { type ChangeCounts, ProxyMetrics } from "../metrics/proxy_metrics.ts";
 import type { ObjectError } from "../model/kube_object.ts";
@@ -107,6 +108,8 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
     return 0;
   }
   const nodeName = nodeNameOf(config);
+  // Before any rule, as upstream: conntrack limits and timeouts in this network namespace.
+  if (!config.dryRun) await setupConntrack(config.conntrack, { log: logLine });
   const metrics = new ProxyMetrics({ mode: config.mode, ipFamilies: families });
   const health = new HealthTracker({
     healthTimeoutMs: 2 * config.syncPeriodMs,

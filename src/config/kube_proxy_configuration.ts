@@ -3,7 +3,11 @@ import yaml from "js-yaml";
 import { z } from "zod";
 import { parseCIDR } from "../model/ip.ts";
 import { parseDuration } from "./duration.ts";
-import type { ProxyConfig } from "./proxy_config.ts";
+import {
+  type ConntrackConfig,
+  DEFAULT_CONNTRACK_CONFIG,
+  type ProxyConfig,
+} from "./proxy_config.ts";
 
 const duration = z.string().refine((s) => parseDuration(s) !== null, {
   message: "is not a duration such as 30s or 1m0s",
@@ -17,6 +21,10 @@ const cidrList = z.string().refine(
 const nodePortAddress = z.string().refine((s) => s === "primary" || parseCIDR(s) !== null, {
   message: "is not a CIDR or primary",
 });
+
+const wholeNonNegative = z.number().int({ message: "must be a whole number of 0 or more" })
+  .min(0, { message: "must be a whole number of 0 or more" })
+  .max(2 ** 31 - 1, { message: "must be at most 2147483647" });
 
 const backendSection = z.object({
   masqueradeAll: z.boolean().nullish(),
@@ -50,6 +58,15 @@ export const kubeProxyConfigurationSchema = z.object({
   }).nullish(),
   iptables: backendSection,
   nftables: backendSection,
+  conntrack: z.object({
+    maxPerCore: wholeNonNegative.nullish(),
+    min: wholeNonNegative.nullish(),
+    tcpEstablishedTimeout: duration.nullish(),
+    tcpCloseWaitTimeout: duration.nullish(),
+    tcpBeLiberal: z.boolean().nullish(),
+    udpTimeout: duration.nullish(),
+    udpStreamTimeout: duration.nullish(),
+  }).nullish(),
 });
 
 /** A config file problem, naming the file and field. */
@@ -71,6 +88,22 @@ const EXPECTED_WORDS: Readonly<Record<string, string>> = {
 };
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The `conntrack:` section over upstream's defaults (an absent field keeps its default). */
+function conntrackSection(
+  section: NonNullable<z.infer<typeof kubeProxyConfigurationSchema>["conntrack"]>,
+): ConntrackConfig {
+  const c: Mutable<ConntrackConfig> = { ...DEFAULT_CONNTRACK_CONFIG };
+  const ms = (text: string | null | undefined) => text == null ? null : parseDuration(text);
+  if (section.maxPerCore != null) c.maxPerCore = section.maxPerCore;
+  if (section.min != null) c.min = section.min;
+  c.tcpEstablishedTimeoutMs = ms(section.tcpEstablishedTimeout) ?? c.tcpEstablishedTimeoutMs;
+  c.tcpCloseWaitTimeoutMs = ms(section.tcpCloseWaitTimeout) ?? c.tcpCloseWaitTimeoutMs;
+  if (section.tcpBeLiberal != null) c.tcpBeLiberal = section.tcpBeLiberal;
+  c.udpTimeoutMs = ms(section.udpTimeout) ?? c.udpTimeoutMs;
+  c.udpStreamTimeoutMs = ms(section.udpStreamTimeout) ?? c.udpStreamTimeoutMs;
+  return Object.freeze(c);
+}
 
 /**
  * Parses the text of a KubeProxyConfiguration file into the ProxyConfig fields it sets.
@@ -132,6 +165,7 @@ export function parseKubeProxyConfiguration(
   if (c.iptables?.localhostNodePorts != null) {
     out.localhostNodePorts = c.iptables.localhostNodePorts;
   }
+  if (c.conntrack != null) out.conntrack = conntrackSection(c.conntrack);
   if (c.clientConnection?.kubeconfig) out.kubeconfig = c.clientConnection.kubeconfig;
   if (c.clientConnection?.qps != null) out.kubeApiQps = c.clientConnection.qps;
   if (c.clientConnection?.burst != null) out.kubeApiBurst = c.clientConnection.burst;

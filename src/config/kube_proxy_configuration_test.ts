@@ -19,7 +19,7 @@ iptables:
   localhostNodePorts: false
   syncPeriod: 1m0s
   minSyncPeriod: 1s
-conntrack: { maxPerCore: 32768 }
+conntrack: { maxPerCore: 0, tcpEstablishedTimeout: 2h }
 featureGates: { SomeGate: true }
 `;
   assert.deepEqual(parseKubeProxyConfiguration(text, "kp.yaml"), {
@@ -37,6 +37,11 @@ featureGates: { SomeGate: true }
     kubeconfig: "/etc/kubeconfig",
     kubeApiQps: 50,
     kubeApiBurst: 100,
+    conntrack: {
+      ...DEFAULT_PROXY_CONFIG.conntrack,
+      maxPerCore: 0,
+      tcpEstablishedTimeoutMs: 7_200_000,
+    },
   });
 });
 
@@ -136,4 +141,22 @@ Deno.test("KubeProxyConfiguration: each mistake is one line naming the file and 
       /^ConfigFileError: kp\.yaml: Cannot parse KubeProxyConfiguration: [^\n]+$/,
     );
   });
+});
+
+Deno.test("the conntrack section: upstream's defaults for what it leaves out, 0 kept", () => {
+  const c = parseKubeProxyConfiguration(
+    HEAD + "conntrack:\n  min: 0\n  tcpCloseWaitTimeout: 0s\n  udpStreamTimeout: 2m\n",
+    "kp.yaml",
+  ).conntrack;
+  assert.deepEqual(c, {
+    ...DEFAULT_PROXY_CONFIG.conntrack,
+    min: 0,
+    tcpCloseWaitTimeoutMs: 0,
+    udpStreamTimeoutMs: 120_000,
+  });
+  assert.equal(parseKubeProxyConfiguration(HEAD, "kp.yaml").conntrack, undefined);
+  assert.throws(
+    () => parseKubeProxyConfiguration(HEAD + "conntrack:\n  maxPerCore: -5\n", "kp.yaml"),
+    /kp\.yaml: Cannot read KubeProxyConfiguration: conntrack\.maxPerCore must be a whole number of 0 or more$/,
+  );
 });

@@ -3,6 +3,38 @@
 /** The rule backends kproxy can program. */
 export type ProxyMode = "iptables" | "nftables";
 
+/**
+ * The conntrack settings kube-proxy owns (`--conntrack-*`, the config file's `conntrack:`),
+ * with upstream's meaning: 0 leaves the kernel's value as it is.
+ */
+export interface ConntrackConfig {
+  /** `--conntrack-max-per-core`: nf_conntrack_max per CPU (0: leave it, ignore `min`). */
+  readonly maxPerCore: number;
+  /** `--conntrack-min`: the floor of nf_conntrack_max. */
+  readonly min: number;
+  /** `--conntrack-tcp-timeout-established`, ms (0: leave it). */
+  readonly tcpEstablishedTimeoutMs: number;
+  /** `--conntrack-tcp-timeout-close-wait`, ms (0: leave it). */
+  readonly tcpCloseWaitTimeoutMs: number;
+  /** `--conntrack-tcp-be-liberal`: set nf_conntrack_tcp_be_liberal=1 (false: leave it). */
+  readonly tcpBeLiberal: boolean;
+  /** `--conntrack-udp-timeout`, ms (0: leave it). */
+  readonly udpTimeoutMs: number;
+  /** `--conntrack-udp-timeout-stream`, ms (0: leave it). */
+  readonly udpStreamTimeoutMs: number;
+}
+
+/** Upstream's conntrack defaults (pkg/proxy/apis/config/v1alpha1/defaults.go). */
+export const DEFAULT_CONNTRACK_CONFIG: ConntrackConfig = Object.freeze({
+  maxPerCore: 32 * 1024,
+  min: 128 * 1024,
+  tcpEstablishedTimeoutMs: 24 * 3_600_000,
+  tcpCloseWaitTimeoutMs: 3_600_000,
+  tcpBeLiberal: false,
+  udpTimeoutMs: 0,
+  udpStreamTimeoutMs: 0,
+});
+
 /** Everything kproxy is configured with, after the config file and flags are merged. */
 export interface ProxyConfig {
   /** Which backend programs the kernel. */
@@ -41,6 +73,8 @@ export interface ProxyConfig {
   readonly manifests: string;
   /** Conntrack clean-up for UDP endpoints that go away. */
   readonly conntrackCleanup: boolean;
+  /** The conntrack sysctls to set at start (in kproxy's own network namespace). */
+  readonly conntrack: ConntrackConfig;
 }
 
 /** kube-proxy's defaults, except where kproxy measured a better one (min sync period). */
@@ -63,4 +97,5 @@ export const DEFAULT_PROXY_CONFIG: ProxyConfig = Object.freeze({
   kubeApiBurst: 10,
   manifests: "",
   conntrackCleanup: true,
+  conntrack: DEFAULT_CONNTRACK_CONFIG,
 });

@@ -315,6 +315,12 @@ Deno.test({
             `--proxy-mode=${mode}`,
             `--manifests=${examples}`,
             "--hostname-override=node-a",
+            // This runs in the machine's own namespace: leave its conntrack sysctls alone
+            // (tests/netns/conntrack_sysctls_test.ts sets them under these permissions in a
+            // test namespace).
+            "--conntrack-max-per-core=0",
+            "--conntrack-tcp-timeout-established=0",
+            "--conntrack-tcp-timeout-close-wait=0",
             `--healthz-bind-address=127.0.0.1:${freeLoopbackPort()}`,
             `--metrics-bind-address=127.0.0.1:${freeLoopbackPort()}`,
           ], /sync (ok|failed)|Cannot start|not built into/);

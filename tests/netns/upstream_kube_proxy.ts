@@ -3,9 +3,10 @@
  * anywhere else — against the test cluster, which `exposeInNetns` makes reachable in there at
  * its usual 127.0.0.1 URL.
  *
- * It runs with `--conntrack-max-per-core=0` and zero TCP timeouts, so it leaves the conntrack
- * sysctls alone, and binds its health and metrics servers to the namespace's own loopback
- * (127.0.0.1:10256 and 127.0.0.1:10249, read with {@link UpstreamKubeProxy.get}).
+ * It runs with `--conntrack-max-per-core=0` and zero TCP timeouts (unless `args` has its own
+ * `--conntrack-*` flags), so it leaves the conntrack sysctls alone, and binds its health and
+ * metrics servers to the namespace's own loopback (127.0.0.1:10256 and 127.0.0.1:10249, read
+ * with {@link UpstreamKubeProxy.get}).
  *
  * @module
  */
@@ -45,7 +46,10 @@ export interface UpstreamKubeProxyOptions {
   readonly nodeName: string;
   /** `--cluster-cidr`, comma-separated; default none. */
   readonly clusterCIDR?: string;
-  /** Further flags, after the fixed ones (e.g. `--nodeport-addresses=primary`). */
+  /**
+   * Further flags, after the fixed ones (e.g. `--nodeport-addresses=primary`); with any
+   * `--conntrack-*` flag among them the fixed conntrack flags are left out: the test decides.
+   */
   readonly args?: readonly string[];
   /** Folder for the log file; default a new temporary folder. */
   readonly logDir?: string;
@@ -70,9 +74,11 @@ export async function startUpstreamKubeProxy(
     `--kubeconfig=${cluster.kubeProxyKubeconfigPath}`,
     `--hostname-override=${options.nodeName}`,
     `--proxy-mode=${mode}`,
-    "--conntrack-max-per-core=0",
-    "--conntrack-tcp-timeout-established=0s",
-    "--conntrack-tcp-timeout-close-wait=0s",
+    ...(options.args?.some((a) => a.startsWith("--conntrack-")) ? [] : [
+      "--conntrack-max-per-core=0",
+      "--conntrack-tcp-timeout-established=0s",
+      "--conntrack-tcp-timeout-close-wait=0s",
+    ]),
     `--healthz-bind-address=${UPSTREAM_HEALTHZ}`,
     `--metrics-bind-address=${UPSTREAM_METRICS}`,
     ...(options.clusterCIDR ? [`--cluster-cidr=${options.clusterCIDR}`] : []),

@@ -23,6 +23,8 @@ export interface KproxyOptions {
   readonly waitForSync?: boolean;
   /** How long to wait for start-up, ms (default 60 s: a cold deno may compile first). */
   readonly startTimeoutMs?: number;
+  /** Deno permission flags instead of `--allow-all` (e.g. the compiled binary's). */
+  readonly permissions?: readonly string[];
 }
 
 /** An HTTP answer read from inside the namespace. */
@@ -71,6 +73,22 @@ export async function httpInNetns(netns: string, url: string): Promise<HttpAnswe
   return { status: Number.isFinite(status) ? status : 0, body: r.stdout.slice(0, nl) };
 }
 
+/**
+ * Flags that keep kproxy off the conntrack sysctls (as the tests run upstream kube-proxy):
+ * nf_conntrack_max is global and read-only in a test namespace, so kproxy's default would refuse
+ * to start there, as kube-proxy's does. Prepended to every start whose arguments name no
+ * `--conntrack-*` flag.
+ */
+export const LEAVE_CONNTRACK_SYSCTLS: readonly string[] = Object.freeze([
+  "--conntrack-max-per-core=0",
+  "--conntrack-tcp-timeout-established=0",
+  "--conntrack-tcp-timeout-close-wait=0",
+]);
+
+function conntrackDefaults(args: readonly string[]): readonly string[] {
+  return args.some((a) => a.startsWith("--conntrack-")) ? [] : LEAVE_CONNTRACK_SYSCTLS;
+}
+
 /** Starts `deno run src/cli/main.ts ...args` inside `netns` and waits for it to start. */
 export async function startKproxy(
   netns: string,
@@ -84,11 +102,12 @@ export async function startKproxy(
       netns,
       Deno.execPath(),
       "run",
-      "--allow-all",
+      ...(options.permissions ?? ["--allow-all"]),
       "--quiet",
       "--no-prompt",
       v8FlagsArg(),
       MAIN,
+      ...conntrackDefaults(args),
       ...args,
     ],
     cwd: REPO,
@@ -189,6 +208,7 @@ export async function runKproxyOnce(
       `--config=${REPO}deno.json`,
       v8FlagsArg(),
       MAIN,
+      ...conntrackDefaults(args),
       ...args,
     ],
     { netns, timeoutMs: 120_000 },
