@@ -247,6 +247,10 @@ export function configFromFlags(
   }
   if (v["nodeport-addresses"] !== undefined) {
     c.nodePortAddresses = cidrList("nodeport-addresses", v["nodeport-addresses"], true);
+    // As upstream's validation: `primary` stands alone.
+    if (c.nodePortAddresses.includes("primary") && c.nodePortAddresses.length > 1) {
+      throw new UsageError("--nodeport-addresses: can't use both 'primary' and CIDRs");
+    }
   }
   if (v["healthz-bind-address"] !== undefined) c.healthzBindAddress = v["healthz-bind-address"];
   if (v["metrics-bind-address"] !== undefined) c.metricsBindAddress = v["metrics-bind-address"];

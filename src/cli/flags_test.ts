@@ -73,7 +73,7 @@ Deno.test("flags: every flag sets its field", () => {
     "--masquerade-all",
     "--iptables-masquerade-bit=15",
     "--iptables-localhost-nodeports=false",
-    "--nodeport-addresses=primary,198.18.0.0/24",
+    "--nodeport-addresses=198.18.0.0/24,fd00::/64",
     "--healthz-bind-address=127.0.0.1:10256",
     "--metrics-bind-address=127.0.0.1:10250",
     "--sync-period=1m",
@@ -93,7 +93,7 @@ Deno.test("flags: every flag sets its field", () => {
     masqueradeAll: true,
     masqueradeBit: 15,
     localhostNodePorts: false,
-    nodePortAddresses: ["primary", "198.18.0.0/24"],
+    nodePortAddresses: ["198.18.0.0/24", "fd00::/64"],
     healthzBindAddress: "127.0.0.1:10256",
     metricsBindAddress: "127.0.0.1:10250",
     syncPeriodMs: 60_000,
@@ -110,6 +110,14 @@ Deno.test("flags: bad values name the flag", async (t) => {
     ["--proxy-mode=ipvs", /^--proxy-mode must be iptables or nftables, not "ipvs"$/],
     ["--cluster-cidr=198.18.1.0/24,198.18.1.0", /^--cluster-cidr: "198\.18\.1\.0" is not a CIDR$/],
     ["--nodeport-addresses=primary,x", /^--nodeport-addresses: "x" is not a CIDR$/],
+    [
+      "--nodeport-addresses=primary,198.18.0.0/24",
+      /^--nodeport-addresses: can't use both 'primary' and CIDRs$/,
+    ],
+    [
+      "--nodeport-addresses=198.18.0.0/24,primary",
+      /^--nodeport-addresses: can't use both 'primary' and CIDRs$/,
+    ],
     [
       "--iptables-masquerade-bit=32",
       /^--iptables-masquerade-bit must be a whole number from 0 to 31/,

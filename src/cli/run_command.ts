@@ -127,9 +127,10 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
     nodeAddresses: hostAddresses(),
   });
   const pending = { services: 0, endpoints: 0 };
+  let addresses = hostAddresses();
   const loop = new SyncLoop({
     applier,
-    settings: snapshotSettingsOf(config, nodeName, hostAddresses()),
+    settings: snapshotSettingsOf(config, nodeName, addresses),
     minSyncPeriodMs: config.minSyncPeriodMs,
     syncPeriodMs: config.syncPeriodMs,
     hooks: withChangeCounts(store.syncLoopHooks(), pending, metrics),
@@ -163,6 +164,15 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
       `metrics ${metricsServer.addr.hostname}:${metricsServer.addr.port}`,
   );
   loop.start();
+  // NodePort CIDRs select among the interfaces' addresses: look again every sync period, as
+  // upstream does at its syncs (0.0.0.0/0 and `primary` need no look: matched at packet time).
+  const addressWatch = setInterval(() => {
+    const now = hostAddresses();
+    if (now.join(",") === addresses.join(",")) return;
+    addresses = now;
+    logLine(`host addresses changed: ${now.join(", ")}`);
+    loop.enqueue([{ type: "settings", settings: snapshotSettingsOf(config, nodeName, now) }]);
+  }, config.syncPeriodMs);
   const stopped = new Promise<void>((resolve) => {
     const stop = () => resolve();
     Deno.addSignalListener("SIGTERM", stop);
@@ -170,6 +180,7 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
   });
   await source.start();
   await stopped;
+  clearInterval(addressWatch);
   logLine("kproxy stopping; rules stay in place (use --cleanup to remove them)");
   await source.stop();
   await loop.stop();

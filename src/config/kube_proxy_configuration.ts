@@ -48,7 +48,10 @@ export const kubeProxyConfigurationSchema = z.object({
   clusterCIDR: cidrList.nullish(),
   healthzBindAddress: z.string().nullish(),
   metricsBindAddress: z.string().nullish(),
-  nodePortAddresses: z.array(nodePortAddress).nullish(),
+  nodePortAddresses: z.array(nodePortAddress).refine(
+    (list) => !list.includes("primary") || list.length === 1,
+    { message: "can't use both 'primary' and CIDRs" },
+  ).nullish(),
   syncPeriod: duration.nullish(),
   minSyncPeriod: duration.nullish(),
   clientConnection: z.object({

@@ -11,7 +11,7 @@ hostnameOverride: node-a
 clusterCIDR: 198.18.1.0/24,fd00::1:0/112
 healthzBindAddress: 0.0.0.0:10256
 metricsBindAddress: 127.0.0.1:10249
-nodePortAddresses: [primary, 198.18.0.0/24]
+nodePortAddresses: [198.18.0.0/24, fd00::/64]
 clientConnection: { kubeconfig: /etc/kubeconfig, qps: 50, burst: 100 }
 iptables:
   masqueradeAll: true
@@ -28,7 +28,7 @@ featureGates: { SomeGate: true }
     clusterCIDRs: ["198.18.1.0/24", "fd00::1:0/112"],
     healthzBindAddress: "0.0.0.0:10256",
     metricsBindAddress: "127.0.0.1:10249",
-    nodePortAddresses: ["primary", "198.18.0.0/24"],
+    nodePortAddresses: ["198.18.0.0/24", "fd00::/64"],
     syncPeriodMs: 60_000,
     minSyncPeriodMs: 1000,
     masqueradeAll: true,
@@ -108,6 +108,11 @@ Deno.test("KubeProxyConfiguration: each mistake is one line naming the file and 
       "bad node port address",
       `${HEAD}nodePortAddresses: [primary, 198.18.0.1]\n`,
       "nodePortAddresses[1] is not a CIDR or primary",
+    ],
+    [
+      "primary with CIDRs",
+      `${HEAD}nodePortAddresses: [primary, 198.18.0.0/24]\n`,
+      "nodePortAddresses can't use both 'primary' and CIDRs",
     ],
     [
       "qps as text",

@@ -340,9 +340,10 @@ function notesOf(snapshot: ProxySnapshot, packet: ExplainPacket, matched: Matche
       : null;
     if (role !== null) notes.push(`${dst} is ${role} of ${sp.id} (${sp.protocol} ${sp.port})`);
     if (sp.nodePort === packet.port && sp.protocol === packet.protocol) {
-      const where = snapshot.node.nodePortIPs === null
-        ? "any local address"
-        : snapshot.node.nodePortIPs.join(", ") || "no address of this node";
+      const ips = snapshot.node.nodePortIPs[packet.family];
+      const where = ips === null
+        ? `any local ${packet.family} address`
+        : ips.join(", ") || "no address of this node";
       notes.push(
         `${packet.port} is the NodePort of ${sp.id}, but ${dst} is not one of this node's ` +
           `NodePort addresses (${where})`,

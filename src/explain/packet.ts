@@ -115,7 +115,8 @@ export function nodeAddressesOf(
 ): readonly string[] {
   const out = new Set<string>();
   for (const ip of snapshot.node.primaryIPs) out.add(ip);
-  for (const ip of snapshot.node.nodePortIPs ?? []) out.add(ip);
+  for (const ip of snapshot.node.nodePortIPs.IPv4 ?? []) out.add(ip);
+  for (const ip of snapshot.node.nodePortIPs.IPv6 ?? []) out.add(ip);
   for (const raw of given ?? []) {
     const ip = parseIP(raw);
     if (ip !== null) out.add(ip.text);

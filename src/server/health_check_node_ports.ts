@@ -10,6 +10,14 @@
 import { familyOf, type IPFamily } from "../model/ip.ts";
 import type { ProxySnapshot } from "../snapshot/types.ts";
 
+function hostAddresses(): string[] {
+  try {
+    return Deno.networkInterfaces().map((i) => i.address.replace(/%.*$/, ""));
+  } catch {
+    return [];
+  }
+}
+
 /** One health-check node port and what it reports. */
 export interface HealthCheckService {
   /** The Service's namespace. */
@@ -168,6 +176,11 @@ export interface HealthCheckNodePortServersOptions {
    * `0.0.0.0`) then `0.0.0.0` (where IPv6 is off, or `::` is IPv6-only).
    */
   readonly allAddresses?: readonly string[];
+  /**
+   * This host's addresses, for a family that takes every local address while the other has a
+   * list (default: the interfaces' addresses, read when a listener opens).
+   */
+  readonly localAddresses?: () => readonly string[];
   /** Log sink. */
   readonly log?: (line: string) => void;
 }
@@ -217,7 +230,14 @@ export class HealthCheckNodePortServers {
     }
     const opened: number[] = [];
     const failed: { service: string; port: number; error: string }[] = [];
-    const explicit = snapshot.node.nodePortIPs;
+    const { IPv4: v4, IPv6: v6 } = snapshot.node.nodePortIPs;
+    // Every address of both families: wildcard listeners. Otherwise one listener per address,
+    // a family without a list taking every local address of its own (a wildcard of one family
+    // would overlap the other family's addresses).
+    const explicit = v4 === null && v6 === null ? null : [
+      ...(v4 ?? this.#localAddresses("IPv4")),
+      ...(v6 ?? this.#localAddresses("IPv6")),
+    ];
     for (const svc of plan.open) {
       const key = `${svc.namespace}/${svc.name}`;
       const entry: OpenService = { service: svc, servers: [] };
@@ -253,6 +273,12 @@ export class HealthCheckNodePortServers {
       this.#opts.log?.(`opened health check node port ${svc.port} of ${key}`);
     }
     return { opened, closed, failed };
+  }
+
+  /** This host's addresses of `family` that a listener can bind (no link-local ones). */
+  #localAddresses(family: IPFamily): string[] {
+    const all = this.#opts.localAddresses?.() ?? hostAddresses();
+    return all.filter((ip) => familyOf(ip) === family && !ip.toLowerCase().startsWith("fe80:"));
   }
 
   #listen(

@@ -95,7 +95,7 @@ Deno.test("node eligibility: not while being deleted or tainted ToBeDeletedByClu
     name: "node-a",
     zone: null,
     primaryIPs: [],
-    nodePortIPs: null,
+    nodePortIPs: { IPv4: null, IPv6: null },
     deleting: false,
     toBeDeleted: false,
     known: true,

@@ -14,7 +14,14 @@ import type { Service } from "../model/service.ts";
 import { deepFreeze } from "./deep_freeze.ts";
 import { canonicalJSON, contentHash } from "./hash.ts";
 import { buildServicePorts, type NodeContext, serviceKey } from "./service_ports.ts";
-import type { NodeSnapshot, ProxyOptions, ProxySnapshot, ServicePortSnapshot } from "./types.ts";
+import type {
+  IPFamily,
+  NodePortIPs,
+  NodeSnapshot,
+  ProxyOptions,
+  ProxySnapshot,
+  ServicePortSnapshot,
+} from "./types.ts";
 
 /** Inputs of the snapshot that come from configuration and the host, not from the API. */
 export interface SnapshotSettings {
@@ -85,6 +92,44 @@ function sliceServiceKey(slice: EndpointSlice): string | null {
   return serviceKey(slice.metadata.namespace ?? "default", svc);
 }
 
+/**
+ * Upstream's `NodePortAddresses` for one family: the family's CIDRs of `--nodeport-addresses`
+ * (`primary` is this node's primary IP of the family, as a /32 or /128); none, or a zero-length
+ * prefix among them, means every local address of the family (null); else the host's addresses
+ * inside them (`primary` names its address directly).
+ */
+function nodePortIPsOf(
+  family: IPFamily,
+  primaryIPs: readonly string[],
+  settings: SnapshotSettings,
+): string[] | null {
+  const cidrs: ParsedCIDR[] = [];
+  const out = new Set<string>();
+  for (const entry of settings.nodePortAddresses) {
+    if (entry === "primary") {
+      for (const ip of primaryIPs) {
+        const parsed = parseIP(ip);
+        if (parsed === null || parsed.family !== family || isLoopbackIP(parsed.text)) continue;
+        cidrs.push(parseCIDR(`${parsed.text}/${family === "IPv4" ? 32 : 128}`) as ParsedCIDR);
+        out.add(parsed.text);
+      }
+      continue;
+    }
+    const cidr = parseCIDR(entry.trim());
+    if (cidr !== null && cidr.family === family) cidrs.push(cidr);
+  }
+  if (cidrs.length === 0 || cidrs.some((c) => c.prefix === 0)) return null;
+  for (const host of settings.hostAddresses) {
+    const ip = parseIP(host);
+    if (ip !== null && cidrs.some((c) => cidrContains(c, ip))) out.add(ip.text);
+  }
+  return [...out].sort();
+}
+
+function isLoopbackIP(ip: string): boolean {
+  return ip === "::1" || ip.startsWith("127.");
+}
+
 function nodeSnapshotOf(node: Node | null, settings: SnapshotSettings): NodeSnapshot {
   const primaryIPs: string[] = [];
   for (const type of ["InternalIP", "ExternalIP"]) {
@@ -97,21 +142,10 @@ function nodeSnapshotOf(node: Node | null, settings: SnapshotSettings): NodeSnap
     }
   }
   primaryIPs.sort((a, b) => (a.includes(":") ? 1 : 0) - (b.includes(":") ? 1 : 0));
-  let nodePortIPs: string[] | null = null;
-  const npa = settings.nodePortAddresses;
-  if (npa.length > 0) {
-    const set = new Set<string>();
-    for (const entry of npa) {
-      if (entry === "primary") primaryIPs.forEach((ip) => set.add(ip));
-      const cidr = parseCIDR(entry);
-      if (cidr === null) continue;
-      for (const host of settings.hostAddresses) {
-        const ip = parseIP(host);
-        if (ip !== null && cidrContains(cidr, ip)) set.add(ip.text);
-      }
-    }
-    nodePortIPs = [...set].sort();
-  }
+  const nodePortIPs: NodePortIPs = {
+    IPv4: nodePortIPsOf("IPv4", primaryIPs, settings),
+    IPv6: nodePortIPsOf("IPv6", primaryIPs, settings),
+  };
   const zone = node?.metadata.labels?.[TOPOLOGY_ZONE_LABEL] ?? null;
   return {
     name: settings.nodeName,

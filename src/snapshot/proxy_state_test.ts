@@ -486,7 +486,7 @@ Deno.test("reconcile: Node facts in the snapshot", () => {
     name: "node-a",
     zone: "zone-a",
     primaryIPs: ["198.18.0.10", "fd00::10"],
-    nodePortIPs: null,
+    nodePortIPs: { IPv4: null, IPv6: null },
     deleting: false,
     toBeDeleted: false,
     known: true,
@@ -520,28 +520,45 @@ Deno.test("reconcile: a deleted Node keeps its last facts (NodePorts live on dur
   const base = run([[upsert(n)]], settings);
   const r = reconcile(base.state, [del("Node", "node-a", null)]);
   assert.deepEqual(r.state.snapshot.node, base.state.snapshot.node);
-  assert.deepEqual(r.state.snapshot.node.nodePortIPs, ["198.18.0.10"]);
+  assert.deepEqual(r.state.snapshot.node.nodePortIPs, { IPv4: ["198.18.0.10"], IPv6: null });
   assert.equal(r.nodeOrOptionsChanged, false);
 });
 
-Deno.test("reconcile: nodePortAddresses select the NodePort addresses", async (t) => {
+Deno.test("reconcile: nodePortAddresses select the NodePort addresses, per family as upstream", async (t) => {
   const n = node("node-a", null, ["198.18.0.10", "fd00::10"]);
+  const v4only = node("node-a", null, ["198.18.0.10"]);
   const host = ["198.18.0.10", "198.18.0.200", "127.0.0.1", "fd00::10", "fd00::1:1"];
-  const cases: [string, string[], string[] | null][] = [
-    ["empty: every local address", [], null],
-    ["primary", ["primary"], ["198.18.0.10", "fd00::10"]],
-    ["a CIDR picks host addresses", ["198.18.0.0/24"], ["198.18.0.10", "198.18.0.200"]],
-    ["v6 CIDR", ["fd00::1:0/112"], ["fd00::1:1"]],
-    ["no match", ["198.19.0.0/24"], []],
-    ["primary plus CIDR, unique", ["primary", "198.18.0.0/24"], [
-      "198.18.0.10",
-      "198.18.0.200",
-      "fd00::10",
-    ]],
+  type Want = { IPv4: string[] | null; IPv6: string[] | null };
+  const cases: [string, string[], Want, Raw?][] = [
+    ["empty: every local address of both families", [], { IPv4: null, IPv6: null }],
+    ["primary", ["primary"], { IPv4: ["198.18.0.10"], IPv6: ["fd00::10"] }],
+    ["primary with an IPv4-only Node: every local IPv6 address", ["primary"], {
+      IPv4: ["198.18.0.10"],
+      IPv6: null,
+    }, v4only],
+    ["a CIDR picks host addresses; the other family takes all", ["198.18.0.0/24"], {
+      IPv4: ["198.18.0.10", "198.18.0.200"],
+      IPv6: null,
+    }],
+    ["v6 CIDR", ["fd00::1:0/112"], { IPv4: null, IPv6: ["fd00::1:1"] }],
+    ["no match: none of that family", ["198.19.0.0/24"], { IPv4: [], IPv6: null }],
+    ["0.0.0.0/0 is every local address, whatever else", ["0.0.0.0/0", "198.18.0.0/24"], {
+      IPv4: null,
+      IPv6: null,
+    }],
+    ["::/0 with an IPv4 CIDR", ["::/0", "198.18.0.10/32"], { IPv4: ["198.18.0.10"], IPv6: null }],
+    ["both families listed", ["198.18.0.10/32", "fd00::/64"], {
+      IPv4: ["198.18.0.10"],
+      IPv6: ["fd00::10", "fd00::1:1"],
+    }],
   ];
-  for (const [name, npa, want] of cases) {
+  for (const [name, npa, want, nodeObject] of cases) {
     await t.step(name, () => {
-      const snap = build([n], { ...SETTINGS, nodePortAddresses: npa, hostAddresses: host });
+      const snap = build([nodeObject ?? n], {
+        ...SETTINGS,
+        nodePortAddresses: npa,
+        hostAddresses: host,
+      });
       assert.deepEqual(snap.node.nodePortIPs, want);
     });
   }

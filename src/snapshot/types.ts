@@ -100,6 +100,14 @@ export interface ServicePortSnapshot {
   readonly hash: string;
 }
 
+/** NodePort addresses of each family; null means every local address of that family. */
+export interface NodePortIPs {
+  /** IPv4 addresses, or null for every local IPv4 address. */
+  readonly IPv4: readonly string[] | null;
+  /** IPv6 addresses, or null for every local IPv6 address. */
+  readonly IPv6: readonly string[] | null;
+}
+
 /** What the snapshot knows of this node. */
 export interface NodeSnapshot {
   /** This node's name. */
@@ -109,10 +117,12 @@ export interface NodeSnapshot {
   /** The node's primary IPs (first InternalIP, else ExternalIP, per family). */
   readonly primaryIPs: readonly string[];
   /**
-   * Addresses NodePorts are accepted on, or null for every local address (iptables' default,
-   * matched with `addrtype LOCAL` / `fib daddr type local`).
+   * Addresses NodePorts are accepted on, per family: a list, or null for every local address of
+   * the family at packet time (matched with `addrtype LOCAL` / `fib daddr type local`). As
+   * upstream, a family that `--nodeport-addresses` (or `primary`) gives no address of, or gives
+   * `0.0.0.0/0` / `::/0`, takes every local address.
    */
-  readonly nodePortIPs: readonly string[] | null;
+  readonly nodePortIPs: NodePortIPs;
   /** True when the Node object is being deleted (`metadata.deletionTimestamp`). */
   readonly deleting: boolean;
   /** True when the Node has the `ToBeDeletedByClusterAutoscaler` taint (about to be removed). */

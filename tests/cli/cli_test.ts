@@ -261,7 +261,11 @@ iptables:
       masqueradeBit: 15,
       localhostNodePorts: true,
     });
-    assert.equal(a.node.nodePortIPs, null, "iptables mode: every local address");
+    assert.deepEqual(
+      a.node.nodePortIPs,
+      { IPv4: null, IPv6: null },
+      "iptables mode: every local address",
+    );
     const overridden = await kproxy(
       "snapshot",
       "--manifests",
@@ -283,7 +287,11 @@ iptables:
       14,
       "the iptables section does not apply in nftables mode",
     );
-    assert.deepEqual(b.node.nodePortIPs, ["198.18.0.10"], "nftables mode: the primary IPs");
+    assert.deepEqual(
+      b.node.nodePortIPs,
+      { IPv4: ["198.18.0.10"], IPv6: null },
+      "nftables mode: the primary IPs",
+    );
     await Deno.writeTextFile(
       config,
       "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\n",

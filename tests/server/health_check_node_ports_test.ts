@@ -34,7 +34,11 @@ function variant(
       })),
     };
   });
-  return { ...base, node: { ...base.node, nodePortIPs: ["127.0.0.1"] }, servicePorts };
+  return {
+    ...base,
+    node: { ...base.node, nodePortIPs: { IPv4: ["127.0.0.1"], IPv6: [] } },
+    servicePorts,
+  };
 }
 
 /** The JSON a health-check node port answers. */
@@ -102,6 +106,32 @@ Deno.test("health check node ports open, answer, follow changes and close", asyn
     assert.deepEqual(gone, { opened: [], closed: [moved], failed: [] });
     assert.deepEqual(servers.ports(), []);
     await assert.rejects(fetch(`http://127.0.0.1:${moved}/`));
+  } finally {
+    await servers.close();
+  }
+});
+
+Deno.test("a family without NodePort addresses listens on each of its local addresses", async () => {
+  const { second } = await exampleRuntime();
+  const base = variant(second, randomPort(), true);
+  const port = base.servicePorts.find((sp) => sp.id === "shop/api:https")!.healthCheckNodePort!;
+  // IPv4 has a list (loopback here), IPv6 takes every local address: ::1 (fe80:: can't be bound).
+  const servers = new HealthCheckNodePortServers({
+    localAddresses: () => ["127.0.0.1", "::1", "fe80::1"],
+  });
+  try {
+    const snapshot = {
+      ...base,
+      node: { ...base.node, nodePortIPs: { IPv4: ["127.0.0.1"], IPv6: null } },
+    };
+    const opened = await servers.update(snapshot, () => true);
+    assert.deepEqual(opened, { opened: [port], closed: [], failed: [] });
+    const v4 = await get(port);
+    assert.equal(v4.status, 200);
+    const v6 = await fetch(`http://[::1]:${port}/`);
+    assert.equal(v6.status, 200);
+    const body = await v6.json() as HealthCheckBody;
+    assert.equal(body.localEndpoints, 1, "each listener counts its own family");
   } finally {
     await servers.close();
   }

@@ -49,9 +49,7 @@ export function familyContext(
   const { node, options: opts } = snapshot;
   const clusterCIDR = opts.clusterCIDRs.find((c) => familyOf(c) === family) ?? null;
   const nodeIP = node.primaryIPs.find((ip) => familyOf(ip) === family) ?? null;
-  const nodePortIPs = node.nodePortIPs === null
-    ? null
-    : node.nodePortIPs.filter((ip) => familyOf(ip) === family);
+  const nodePortIPs = node.nodePortIPs[family];
   // kube-proxy turns localhost NodePorts off unless the NodePort addresses include 127.0.0.1.
   const loopbackAllowed = nodePortIPs === null || nodePortIPs.some((ip) => ip.startsWith("127."));
   return {

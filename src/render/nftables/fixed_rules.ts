@@ -110,13 +110,10 @@ export function familyContext(snapshot: ProxySnapshot, family: "IPv4" | "IPv6"):
 
 /** NodePort addresses of this family, or null for every local address. */
 function nodePortIPs(snapshot: ProxySnapshot, ctx: FamilyContext): string[] | null {
-  const ips = snapshot.node.nodePortIPs;
+  const ips = snapshot.node.nodePortIPs[ctx.family];
   if (ips === null) return null;
   // Loopback NodePorts are not supported by nftables mode (as upstream).
-  return ips.filter((ip) => {
-    const p = parseIP(ip);
-    return p !== null && p.family === ctx.family && !ip.startsWith("127.") && ip !== "::1";
-  });
+  return ips.filter((ip) => !ip.startsWith("127.") && ip !== "::1");
 }
 
 /** The fixed part of the table for one family. */
