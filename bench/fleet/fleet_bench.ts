@@ -287,16 +287,27 @@ async function runPhase(
 
   // --- 3. storms --------------------------------------------------------------------------
   const storms: StormFigures[] = [];
+  let stormNote: string | null = null;
   if (note === null) {
     for (const kind of options.storms) {
-      storms.push(await runStorm(fc, fleet, kind, options));
+      try {
+        storms.push(await runStorm(fc, fleet, kind, options));
+      } catch (e) {
+        stormNote = `the ${kind} storm failed: ${
+          e instanceof Error ? e.message.split("\n")[0] : e
+        }`;
+        log(`${options.impl}: ${stormNote}`);
+        // The next phase needs an API server.
+        if (!fc.cluster.apiServerRunning()) await fc.cluster.startApiServer().catch(() => {});
+        break;
+      }
     }
   }
   return {
     impl: options.impl,
     nodes: fleet.nodes.length,
     synced,
-    note,
+    note: note ?? stormNote,
     allSyncedMs,
     perNode,
     startApiServer,
@@ -349,8 +360,22 @@ async function runStorm(
   kind: StormKind,
   options: FleetPhaseOptions,
 ): Promise<StormFigures> {
-  const log = options.log;
   const probes = startProbes(fleet);
+  try {
+    return await stormWithProbes(fc, fleet, kind, options, probes);
+  } finally {
+    await probes.stop();
+  }
+}
+
+async function stormWithProbes(
+  fc: FleetCluster,
+  fleet: Fleet,
+  kind: StormKind,
+  options: FleetPhaseOptions,
+  probes: { stop(): Promise<ProbeRecord[]> },
+): Promise<StormFigures> {
+  const log = options.log;
   await sleep(2_000);
   if (kind === "compact") {
     // Move etcd's revision past every watch's resourceVersion, then compact it away.

@@ -120,6 +120,8 @@ export async function startFleetCluster(options: FleetClusterOptions): Promise<F
   const cluster = await startTestCluster({
     serviceClusterIpRange: BENCH_SERVICE_RANGE,
     extraApiServerArgs: audit.args,
+    // A loaded machine (a fleet reconnecting, others' work) can take minutes to start it.
+    readyTimeoutMs: 300_000,
   });
   const cleanup = atExit(() => {
     for (const pid of [cluster.apiServerPid(), cluster.etcdPid()]) {

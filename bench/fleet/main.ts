@@ -24,9 +24,14 @@ import { type FleetRun, type FleetSizeResult, writeFleetResults } from "./report
 
 const t0 = performance.now();
 
+/** A progress line with the elapsed time and the machine's 1-minute load. */
 function progress(line: string): void {
   const s = ((performance.now() - t0) / 1000).toFixed(0).padStart(5);
-  console.error(`[${s} s] ${line}`);
+  let load = "?";
+  try {
+    load = Deno.readTextFileSync("/proc/loadavg").split(" ")[0] ?? "?";
+  } catch { /* not Linux */ }
+  console.error(`[${s} s, load ${load.padStart(5)}] ${line}`);
 }
 
 function numbers(text: string): number[] {
@@ -88,6 +93,8 @@ async function main(): Promise<void> {
     progress(`=== ${services} services, up to ${n} nodes (load ${await loadAverage()})`);
     const fc = await startFleetCluster({ services, nodes: n, log: progress });
     const phases: FleetPhaseResult[] = [];
+    const result: FleetSizeResult = { services, load: await loadAverage(), phases };
+    run.sizes.push(result);
     try {
       progress(
         `created ${fc.creation.objects} objects in ${(fc.creation.ms / 1000).toFixed(0)} s`,
@@ -95,27 +102,28 @@ async function main(): Promise<void> {
       for (const impl of impls) {
         const fleetNodes = impl === "kproxy" ? pick(nodes, si) : pick(upstreamNodes, si);
         if (fleetNodes === 0) continue;
-        phases.push(
-          await runFleetPhase(fc, {
-            impl,
-            nodes: fleetNodes,
-            probeNodes: Math.min(fleetNodes, Number(values["probe-nodes"])),
-            changes: Number(values.changes),
-            storms,
-            startTimeoutMs: Number(values["start-timeout"]) * 1000,
-            stormTimeoutMs: Number(values["storm-timeout"]) * 1000,
-            logDir,
-            log: progress,
-          }),
-        );
+        const phase = await runFleetPhase(fc, {
+          impl,
+          nodes: fleetNodes,
+          probeNodes: Math.min(fleetNodes, Number(values["probe-nodes"])),
+          changes: Number(values.changes),
+          storms,
+          startTimeoutMs: Number(values["start-timeout"]) * 1000,
+          stormTimeoutMs: Number(values["storm-timeout"]) * 1000,
+          logDir,
+          log: progress,
+        }).catch((e) => {
+          progress(`${impl}: the phase failed: ${e instanceof Error ? e.stack : e}`);
+          return null;
+        });
+        if (phase !== null) phases.push(phase);
+        // Written after every phase: a long run that dies keeps what it measured.
+        run.loadAfter = await loadAverage();
+        await writeFleetResults(out, run);
       }
     } finally {
       await fc.stop();
     }
-    const result: FleetSizeResult = { services, load: await loadAverage(), phases };
-    run.sizes.push(result);
-    run.loadAfter = await loadAverage();
-    await writeFleetResults(out, run);
     progress(`wrote ${out}`);
   }
   const drainNodes = Number(values["drain-nodes"]);

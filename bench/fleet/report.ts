@@ -12,7 +12,7 @@ import { type FleetPhaseResult, formatBytes, perNodeSummary } from "./fleet_benc
 export interface FleetSizeResult {
   /** Services in the cluster. */
   readonly services: number;
-  /** `uptime` load average after the size. */
+  /** `uptime` load average when the size started. */
   readonly load: string;
   /** One per implementation. */
   readonly phases: readonly FleetPhaseResult[];

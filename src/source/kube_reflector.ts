@@ -231,6 +231,7 @@ export class KubeReflector {
           break;
         case "idle":
           this.#stats.idleRestarts++;
+          this.#opts.transport.reset?.();
           this.#log(
             `${this.#name} watch was quiet for ${this.#idleMs() / 1000} s; restarting it`,
           );

@@ -65,6 +65,11 @@ export interface KubeTransport {
     query: Readonly<Record<string, string>>,
     signal: AbortSignal,
   ): Promise<KubeListPage>;
+  /**
+   * Drops the open connections, so the next request opens a new one: a watch went quiet, and
+   * the connection under it (shared by every watch over HTTP/2) may be dead without knowing it.
+   */
+  reset?(): void;
   /** Starts a watch; resolves with a handle once the request is under way. */
   watch(
     path: string,

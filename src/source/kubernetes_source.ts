@@ -23,6 +23,7 @@ import {
   loadKubeConfig,
 } from "./kube_client.ts";
 import type { KubeTransport } from "./kube_transport.ts";
+import { fetchTransport } from "./kube_fetch_transport.ts";
 import { KubeObjectCache } from "./kube_object_cache.ts";
 import { RateLimiter } from "./kube_rate_limiter.ts";
 import { KubeReflector, type KubeResource, type ReflectorStats } from "./kube_reflector.ts";
@@ -140,8 +141,14 @@ export class KubernetesSource {
     let transport = o.transport;
     if (transport === undefined) {
       const kc = loadKubeConfig(o);
-      log(`kubernetes source: API server ${apiServerURL(kc)}, node ${o.nodeName}`);
-      transport = kubeTransport(kc);
+      // fetch (one HTTP/2 connection for every list and watch) where it can do what the
+      // configuration asks; node:https (a connection per watch) where it cannot.
+      const viaFetch = fetchTransport(kc);
+      log(
+        `kubernetes source: API server ${apiServerURL(kc)}, node ${o.nodeName}` +
+          (viaFetch === null ? " (node:https: TLS verification off or a proxy)" : ""),
+      );
+      transport = viaFetch ?? kubeTransport(kc);
     }
     const limiter = new RateLimiter({
       qps: o.qps > 0 ? o.qps : 5,
