@@ -13,7 +13,13 @@
  * deleted (conntrack.ts).
  */
 import type { IPFamily } from "../model/ip.ts";
-import { familyContext } from "../render/iptables/family_context.ts";
+import {
+  familyContext,
+  type FamilyContextOptions,
+  INVALID_DROPPED_COUNTER,
+  LOCALHOST_NODEPORTS_COUNTER,
+} from "../render/iptables/family_context.ts";
+import { NfacctClient } from "./nfacct.ts";
 import {
   type LiveServicePort,
   renderFamilyRestore,
@@ -86,6 +92,12 @@ export interface IptablesApplierOptions {
   readonly conntrackCleanup?: boolean;
   /** Add `--random-fully` to MASQUERADE (default true; iptables ≥ 1.6.2). */
   readonly randomFully?: boolean;
+  /**
+   * Makes sure kube-proxy's nfacct counters exist and returns the names that do (default: through
+   * netlink in the tools' namespace with the default runner; none with a test runner). Counters
+   * that cannot be made are logged once and left out of the rules, as upstream does.
+   */
+  readonly ensureNfacctCounters?: (names: readonly string[]) => string[];
   /** Kill a restore after this long (default 30 minutes: big nft loads are slow). */
   readonly restoreTimeoutMs?: number;
   /** Runs the tools (default: {@link runToolResult}). */
@@ -138,6 +150,50 @@ interface FamilyLive {
 const FAMILIES: readonly IPFamily[] = ["IPv4", "IPv6"];
 const SAVE_TIMEOUT_MS = 300_000;
 const ROUTE_LOCALNET = "net.ipv4.conf.all.route_localnet";
+const BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal";
+const NFACCT_COUNTERS: readonly string[] = [INVALID_DROPPED_COUNTER, LOCALHOST_NODEPORTS_COUNTER];
+
+/**
+ * kube-proxy's nfacct counters through netlink in `netns` (this process's namespace without):
+ * the ones that exist after creating the missing. Without nfacct, says so once and gives none.
+ */
+function nfacctEnsurer(
+  netns: string | undefined,
+  log: (line: string) => void,
+): (names: readonly string[]) => string[] {
+  let client: NfacctClient | null | undefined;
+  const failed = new Set<string>();
+  return (names) => {
+    if (client === undefined) {
+      try {
+        client = NfacctClient.open(netns === undefined ? {} : { netns });
+      } catch (e) {
+        client = null;
+        log(
+          `iptables: ${e instanceof Error ? e.message : e}; the nfacct metrics ` +
+            "(kubeproxy_iptables_*_packets_total) are not available",
+        );
+      }
+    }
+    if (client === null) return [];
+    const c = client;
+    return names.filter((name) => {
+      try {
+        c.ensure(name);
+        failed.delete(name);
+        return true;
+      } catch (e) {
+        if (!failed.has(name)) {
+          failed.add(name);
+          log(
+            `iptables: cannot create nfacct counter ${name}: ${e instanceof Error ? e.message : e}`,
+          );
+        }
+        return false;
+      }
+    });
+  };
+}
 /** iptables 1.8.9: 1,100-chain batches load 2,000 services × 10 in 1.4 s, one input in 38 s. */
 const NFT_CHAINS_PER_STAGE = 500;
 
@@ -164,6 +220,11 @@ export class IptablesApplier implements Applier {
   readonly #toolOverrides: Partial<IptablesTools>;
   readonly #conntrackCleanup: boolean;
   readonly #randomFully: boolean;
+  readonly #ensureNfacct: (names: readonly string[]) => string[];
+  /** nf_conntrack_tcp_be_liberal, read once at the first sync (as upstream at start). */
+  #conntrackTCPLiberal: boolean | null = null;
+  /** The nfacct counters that exist, as of the last full sync. */
+  #nfacctCounters: readonly string[] = [];
   readonly #restoreTimeoutMs: number;
   readonly #run: ToolRunner;
   readonly #chainsPerStageOption: number | undefined;
@@ -190,6 +251,8 @@ export class IptablesApplier implements Applier {
     this.#toolOverrides = options.tools ?? {};
     this.#conntrackCleanup = options.conntrackCleanup ?? true;
     this.#randomFully = options.randomFully ?? true;
+    this.#ensureNfacct = options.ensureNfacctCounters ??
+      (options.runner === undefined ? nfacctEnsurer(options.netns, this.#log) : () => []);
     this.#restoreTimeoutMs = options.restoreTimeoutMs ?? 1_800_000;
     this.#run = options.runner ?? runToolResult;
     this.#chainsPerStageOption = options.chainsPerStage;
@@ -288,10 +351,34 @@ export class IptablesApplier implements Applier {
     this.#log(`iptables: set ${ROUTE_LOCALNET}=1 for localhost NodePorts`);
   }
 
+  /** What the rules depend on beyond the snapshot: host facts read by this applier. */
+  #renderOptions(): FamilyContextOptions {
+    return {
+      randomFully: this.#randomFully,
+      conntrackTCPLiberal: this.#conntrackTCPLiberal === true,
+      nfacctCounters: this.#nfacctCounters,
+    };
+  }
+
+  /** Reads nf_conntrack_tcp_be_liberal (once) and ensures the nfacct counters (full syncs). */
+  async #readHostFacts(full: boolean): Promise<void> {
+    if (this.#conntrackTCPLiberal === null) {
+      const tools = await this.#toolsFor();
+      const r = await this.#tool(tools.sysctl, ["-n", BE_LIBERAL]);
+      this.#conntrackTCPLiberal = r.code === 0 && r.stdout.trim() !== "" &&
+        r.stdout.trim() !== "0";
+      if (this.#conntrackTCPLiberal) {
+        this.#log("iptables: nf_conntrack_tcp_be_liberal set, no DROP rule for INVALID packets");
+      }
+    }
+    if (full) this.#nfacctCounters = this.#ensureNfacct(NFACCT_COUNTERS);
+  }
+
   /** Makes `request.snapshot` live; throws (old rules kept) when a restore fails. */
   async sync(request: SyncRequest): Promise<SyncResult> {
     const { snapshot } = request;
-    const opts = { randomFully: this.#randomFully };
+    await this.#readHostFacts(request.full || this.#live === null);
+    const opts = this.#renderOptions();
     const contextKeys = new Map(
       this.#families.map((f) => [f, JSON.stringify(familyContext(snapshot, f, opts))]),
     );
@@ -382,7 +469,7 @@ export class IptablesApplier implements Applier {
     const existing = (saved.get("nat")?.rules.length ?? 0) +
       (saved.get("filter")?.rules.length ?? 0);
     const opts = {
-      randomFully: this.#randomFully,
+      ...this.#renderOptions(),
       chainsPerStage: await this.#chainsPerStage(existing),
     };
     const ctx = familyContext(snapshot, family, opts);

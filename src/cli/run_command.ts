@@ -2,7 +2,8 @@
 import { applierFor } from "../apply/appliers.ts";
 import { setupConntrack } from "../apply/conntrack_sysctls.ts";
 import type { ProxyConfig } from "../config/proxy_config.ts";
-import { type ChangeCounts, ProxyMetrics } from "../metrics/proxy_metrics.ts";
+import { type ChangeCounts, type NfacctReader, ProxyMetrics } from "../metrics/proxy_metrics.ts";
+import { NfacctClient } from "../apply/nfacct.ts";
 import type { ObjectError } from "../model/kube_object.ts";
 import { rendererFor } from "../render/renderers.ts";
 import { HealthTracker } from "../server/health.ts";
@@ -94,6 +95,29 @@ function withChangeCounts(
   };
 }
 
+/**
+ * kube-proxy's nfacct counters for the iptables metrics, read through netlink at each scrape;
+ * null (reported, not fatal) when this kernel or process has no nfacct, as upstream.
+ */
+function nfacctReader(): NfacctReader | null {
+  try {
+    const client = NfacctClient.open();
+    return {
+      packets: (name) => {
+        const counter = client.get(name);
+        return counter === null ? null : Number(counter.packets);
+      },
+    };
+  } catch (e) {
+    logLine(
+      `${e instanceof Error ? e.message : e}: kubeproxy_iptables_ct_state_invalid_dropped_` +
+        "packets_total and kubeproxy_iptables_localhost_nodeports_accepted_packets_total " +
+        "are not reported",
+    );
+    return null;
+  }
+}
+
 /** Runs until SIGTERM/SIGINT; rules stay in place on exit. Returns the exit code. */
 export async function runProxy(config: ProxyConfig, options: RunOptions): Promise<number> {
   const families = hostIPFamilies();
@@ -110,7 +134,11 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
   const nodeName = nodeNameOf(config);
   // Before any rule, as upstream: conntrack limits and timeouts in this network namespace.
   if (!config.dryRun) await setupConntrack(config.conntrack, { log: logLine });
-  const metrics = new ProxyMetrics({ mode: config.mode, ipFamilies: families });
+  const metrics = new ProxyMetrics({
+    mode: config.mode,
+    ipFamilies: families,
+    nfacct: config.mode === "iptables" && !config.dryRun ? nfacctReader() : null,
+  });
   const health = new HealthTracker({
     healthTimeoutMs: 2 * config.syncPeriodMs,
     ipFamilies: families,

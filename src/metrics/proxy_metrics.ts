@@ -7,6 +7,11 @@ import type { ConntrackReconcileReport } from "../apply/conntrack.ts";
 import type { ProxyMode } from "../config/proxy_config.ts";
 import type { IPFamily, ProxySnapshot } from "../snapshot/types.ts";
 import {
+  INVALID_DROPPED_COUNTER,
+  LOCALHOST_NODEPORTS_COUNTER,
+} from "../render/iptables/family_context.ts";
+import {
+  type CollectedCounter,
   type Counter,
   exponentialBuckets,
   type Gauge,
@@ -36,6 +41,18 @@ export interface ProxyMetricsOptions {
   readonly ipFamilies?: readonly IPFamily[];
   /** Registry to register into (default a new one). */
   readonly registry?: MetricsRegistry;
+  /**
+   * iptables mode: reads kube-proxy's nfacct counters for the two `kubeproxy_iptables_*_packets`
+   * metrics (null counter: it does not exist yet). Without it, as upstream without nfacct, those
+   * metrics are not registered.
+   */
+  readonly nfacct?: NfacctReader | null;
+}
+
+/** Reads one nfacct counter's packets (null when it does not exist). */
+export interface NfacctReader {
+  /** The counter's packet count, or null. */
+  packets(name: string): number | null;
 }
 
 /** Rule counts of one iptables table (`nat`, `filter`, `mangle`). */
@@ -129,6 +146,10 @@ export class ProxyMetrics {
   readonly conntrackReconcilerLatency: Histogram;
   /** `kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family}`. */
   readonly conntrackReconcilerDeletedEntries: Counter;
+  /** iptables with nfacct: `kubeproxy_iptables_ct_state_invalid_dropped_packets_total`. */
+  readonly iptablesCTStateInvalidDroppedPackets: CollectedCounter | null;
+  /** iptables with nfacct: `kubeproxy_iptables_localhost_nodeports_accepted_packets_total`. */
+  readonly iptablesLocalhostNodePortsAcceptedPackets: CollectedCounter | null;
   /** `kproxy_sync_proxy_rules_total`: rules kproxy owns after the last sync (every mode). */
   readonly rulesTotal: Gauge;
   /** `kproxy_sync_proxy_rules_last`: lines the last sync sent (every mode). */
@@ -244,6 +265,17 @@ export class ProxyMetrics {
         labelNames: ["ip_family", "table"],
       })
       : null;
+    const nfacct = iptables ? options.nfacct ?? null : null;
+    this.iptablesCTStateInvalidDroppedPackets = nfacct === null ? null : reg.collectedCounter({
+      name: "kubeproxy_iptables_ct_state_invalid_dropped_packets_total",
+      help: "packets dropped by iptables to work around conntrack problems",
+      collect: () => nfacct.packets(INVALID_DROPPED_COUNTER),
+    });
+    this.iptablesLocalhostNodePortsAcceptedPackets = nfacct === null ? null : reg.collectedCounter({
+      name: "kubeproxy_iptables_localhost_nodeports_accepted_packets_total",
+      help: "Number of packets accepted on nodeports of loopback interface",
+      collect: () => nfacct.packets(LOCALHOST_NODEPORTS_COUNTER),
+    });
     const nftables = options.mode === "nftables";
     this.nftablesSyncFailuresTotal = nftables
       ? reg.counter({

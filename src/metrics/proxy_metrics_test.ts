@@ -235,3 +235,30 @@ Deno.test("the conntrack reconciler's metrics, in both modes, per family", () =>
     );
   }
 });
+
+Deno.test("iptables with nfacct: the two packet counters, read at each render", () => {
+  const counters = new Map<string, number>([["ct_state_invalid_dropped_pkts", 4]]);
+  const nfacct = { packets: (name: string) => counters.get(name) ?? null };
+  const m = new ProxyMetrics({ mode: "iptables", nfacct });
+  let text = m.render();
+  assert.match(
+    text,
+    /^# HELP kubeproxy_iptables_ct_state_invalid_dropped_packets_total packets dropped by iptables to work around conntrack problems\n# TYPE kubeproxy_iptables_ct_state_invalid_dropped_packets_total counter\nkubeproxy_iptables_ct_state_invalid_dropped_packets_total 4$/m,
+  );
+  // A counter that does not exist (yet) renders no sample, as upstream's collector.
+  assert.doesNotMatch(text, /kubeproxy_iptables_localhost_nodeports_accepted_packets_total/);
+  counters.set("localhost_nps_accepted_pkts", 7);
+  counters.set("ct_state_invalid_dropped_pkts", 5);
+  text = m.render();
+  assert.match(text, /^kubeproxy_iptables_localhost_nodeports_accepted_packets_total 7$/m);
+  assert.match(text, /^kubeproxy_iptables_ct_state_invalid_dropped_packets_total 5$/m);
+  // Without nfacct, or in nftables mode, they are not registered.
+  for (
+    const other of [
+      new ProxyMetrics({ mode: "iptables" }),
+      new ProxyMetrics({ mode: "nftables", nfacct }),
+    ]
+  ) {
+    assert.ok(!other.registry.names().some((n) => n.startsWith("kubeproxy_iptables_")));
+  }
+});

@@ -278,8 +278,55 @@ export class Histogram extends Metric<HistogramState> {
   }
 }
 
+/** Options of a {@link CollectedCounter}. */
+export interface CollectedCounterOptions {
+  /** Full metric name. */
+  readonly name: string;
+  /** One-line help text. */
+  readonly help: string;
+  /** Reads the total when the registry renders; null (or a throw) renders no sample. */
+  readonly collect: () => number | null;
+}
+
+/**
+ * A counter whose total is kept outside the process (an nfacct counter in the kernel) and read
+ * at each render, as a Prometheus collector's const metric; unlabelled.
+ */
+export class CollectedCounter {
+  /** Always `counter`. */
+  readonly type = "counter" as const;
+  /** Its name. */
+  readonly name: string;
+  /** Its help text. */
+  readonly help: string;
+  readonly #collect: () => number | null;
+
+  /** Makes one. */
+  constructor(options: CollectedCounterOptions) {
+    if (!METRIC_NAME.test(options.name)) {
+      throw new Error(`Cannot register metric ${JSON.stringify(options.name)}: not a metric name`);
+    }
+    this.name = options.name;
+    this.help = options.help;
+    this.#collect = options.collect;
+  }
+
+  /** The family with its one sample, or nothing when the total cannot be read. */
+  render(): string {
+    let value: number | null;
+    try {
+      value = this.#collect();
+    } catch {
+      value = null;
+    }
+    if (value === null) return "";
+    return `# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} counter\n` +
+      `${this.name} ${formatSampleValue(value)}\n`;
+  }
+}
+
 /** Any registered metric. */
-export type AnyMetric = Counter | Gauge | Histogram;
+export type AnyMetric = Counter | Gauge | Histogram | CollectedCounter;
 
 /** A set of uniquely named metrics that renders as one exposition. */
 export class MetricsRegistry {
@@ -301,6 +348,11 @@ export class MetricsRegistry {
   /** Registers a gauge. */
   gauge(options: MetricOptions): Gauge {
     return this.#add(new Gauge(options));
+  }
+
+  /** Registers a counter read from elsewhere at each render. */
+  collectedCounter(options: CollectedCounterOptions): CollectedCounter {
+    return this.#add(new CollectedCounter(options));
   }
 
   /** Registers a histogram. */

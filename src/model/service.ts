@@ -46,7 +46,9 @@ export const serviceSchema = z.object({
       ingress: z.array(z.object({
         ip: ipAddress.nullish(),
         hostname: z.string().nullish(),
-        ipMode: z.enum(["VIP", "Proxy"]).nullish(),
+        // Any text: an ipMode other than VIP (Proxy, or one a later API adds) only means
+        // "not a VIP", as upstream's IsVIPMode reads it; it never makes the Service unreadable.
+        ipMode: z.string().nullish(),
       })).nullish(),
     }).nullish(),
   }).nullish(),

@@ -164,10 +164,11 @@ export function buildServicePorts(
     ? spec.type
     : "ClusterIP";
   const clusterIPs = clusterIPsOf(service);
-  const lbIngress = (service.status?.loadBalancer?.ingress ?? [])
-    .filter((i) => i.ip && i.ipMode !== "Proxy")
+  // As upstream's newBaseServiceInfo: every ingress IP whose ipMode is absent or VIP, whatever
+  // the type (the API server keeps status.loadBalancer for LoadBalancer Services only).
+  const lbIPs = (service.status?.loadBalancer?.ingress ?? [])
+    .filter((i) => i.ip && (i.ipMode == null || i.ipMode === "VIP"))
     .map((i) => i.ip as string);
-  const lbIPs = type === "LoadBalancer" ? lbIngress : [];
   const externalIPs = spec.externalIPs ?? [];
   const affinity = spec.sessionAffinity === "ClientIP"
     ? spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? DEFAULT_AFFINITY_TIMEOUT_SECONDS

@@ -52,7 +52,7 @@ export interface ServicePortFamily {
   readonly clusterIP: string;
   /** `spec.externalIPs` of this family. */
   readonly externalIPs: readonly string[];
-  /** LoadBalancer ingress IPs of this family (ipMode Proxy excluded). */
+  /** LoadBalancer ingress IPs of this family (only ipMode VIP or absent, as upstream). */
   readonly loadBalancerIPs: readonly string[];
   /** `spec.loadBalancerSourceRanges` of this family, canonical CIDRs. */
   readonly loadBalancerSourceRanges: readonly string[];

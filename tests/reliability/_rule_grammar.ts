@@ -157,6 +157,8 @@ const IPT_WORDS = new Set([
     .split(" "),
   ..."recent multiport ! - nat filter mangle icmp-port-unreachable icmp6-port-unreachable"
     .split(" "),
+  // kube-proxy's nfacct match and counter names.
+  ..."nfacct ct_state_invalid_dropped_pkts localhost_nps_accepted_pkts".split(" "),
 ]);
 
 /** A ServicePortName as comments spell it: `ns/name` or `ns/name:port`. */

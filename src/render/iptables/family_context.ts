@@ -23,13 +23,31 @@ export interface FamilyContext {
   readonly localhostNodePorts: boolean;
   /** Add `--random-fully` to the MASQUERADE rule. */
   readonly randomFully: boolean;
+  /** Drop forwarded packets conntrack calls INVALID (not when nf_conntrack_tcp_be_liberal=1). */
+  readonly dropInvalid: boolean;
+  /** The nfacct counter the INVALID drop adds to, or null when there is none. */
+  readonly invalidDroppedCounter: string | null;
+  /** The nfacct counter NodePorts reached on 127.0.0.0/8 add to, or null. */
+  readonly localhostNodePortsCounter: string | null;
 }
 
 /** Options that come from the host rather than the snapshot. */
 export interface FamilyContextOptions {
   /** The iptables binary supports `--random-fully` (every iptables ≥ 1.6.2 does). */
   readonly randomFully?: boolean;
+  /**
+   * nf_conntrack_tcp_be_liberal is set: only out-of-window resets are INVALID, so no INVALID
+   * drop is written (upstream reads the sysctl once at start).
+   */
+  readonly conntrackTCPLiberal?: boolean;
+  /** The nfacct counters that exist (upstream's counter names); rules count into those only. */
+  readonly nfacctCounters?: readonly string[];
 }
+
+/** kube-proxy's nfacct counter of packets the INVALID drop dropped. */
+export const INVALID_DROPPED_COUNTER = "ct_state_invalid_dropped_pkts";
+/** kube-proxy's nfacct counter of packets accepted on localhost NodePorts. */
+export const LOCALHOST_NODEPORTS_COUNTER = "localhost_nps_accepted_pkts";
 
 /** kube-proxy's mark text: Go's `%#08x` of `1 << bit`. */
 export function masqueradeMarkText(bit: number): string {
@@ -61,6 +79,13 @@ export function familyContext(
     nodePortIPs,
     localhostNodePorts: family === "IPv4" && opts.localhostNodePorts && loopbackAllowed,
     randomFully: options.randomFully ?? true,
+    dropInvalid: options.conntrackTCPLiberal !== true,
+    invalidDroppedCounter: options.nfacctCounters?.includes(INVALID_DROPPED_COUNTER)
+      ? INVALID_DROPPED_COUNTER
+      : null,
+    localhostNodePortsCounter: options.nfacctCounters?.includes(LOCALHOST_NODEPORTS_COUNTER)
+      ? LOCALHOST_NODEPORTS_COUNTER
+      : null,
   };
 }
 

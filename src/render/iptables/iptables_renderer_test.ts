@@ -63,3 +63,41 @@ Deno.test("render is deterministic", async () => {
   assert.equal(r.render(snapshot), r.render(snapshot));
   assert.equal(r.mode, "iptables");
 });
+
+Deno.test("host facts: nfacct counters on the INVALID drop and localhost NodePorts; none when liberal", async () => {
+  const tc = TEST_CASES.find((t) => t.name === "no_endpoints") ?? TEST_CASES[0]!;
+  const examples = TEST_CASES.find((t) => t.name === "examples")!;
+  const snapshot = await examples.snapshot();
+  const counters = ["ct_state_invalid_dropped_pkts", "localhost_nps_accepted_pkts"];
+  const counted = renderFamilyRestore(snapshot, "IPv4", { nfacctCounters: counters }).text;
+  assert.match(
+    counted,
+    /^-A KUBE-FORWARD -m conntrack --ctstate INVALID -m nfacct --nfacct-name ct_state_invalid_dropped_pkts -j DROP$/m,
+  );
+  // Every NodePort with endpoints gets a counted 127.0.0.0/8 rule right before its own.
+  const nodePorts = counted.split("\n").filter((l) => l.startsWith("-A KUBE-NODEPORTS"));
+  const local = nodePorts.filter((l) => l.includes("-d 127.0.0.0/8"));
+  assert.ok(local.length > 0, nodePorts.join("\n"));
+  for (const line of local) {
+    assert.match(line, / -m nfacct --nfacct-name localhost_nps_accepted_pkts -j KUBE-EXT-/);
+    const next = nodePorts[nodePorts.indexOf(line) + 1] ?? "";
+    assert.equal(next, line.replace(" -d 127.0.0.0/8", "").replace(/ -m nfacct \S+ \S+/, ""));
+  }
+  // IPv6 never has localhost NodePorts.
+  const v6 = renderFamilyRestore(snapshot, "IPv6", { nfacctCounters: counters }).text;
+  assert.doesNotMatch(v6, /localhost_nps_accepted_pkts/);
+  // Without counters: upstream's plain rules.
+  const plain = renderFamilyRestore(snapshot, "IPv4").text;
+  assert.doesNotMatch(plain, /nfacct/);
+  assert.match(plain, /^-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP$/m);
+  // nf_conntrack_tcp_be_liberal=1: no INVALID drop at all.
+  for (
+    const options of [{ conntrackTCPLiberal: true }, {
+      conntrackTCPLiberal: true,
+      nfacctCounters: counters,
+    }]
+  ) {
+    const liberal = renderFamilyRestore(await tc.snapshot(), "IPv4", options).text;
+    assert.doesNotMatch(liberal, /INVALID/);
+  }
+});

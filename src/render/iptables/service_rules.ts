@@ -207,6 +207,15 @@ export function renderServicePort(
   // NodePort (not subject to loadBalancerSourceRanges, as in kube-proxy).
   if (sp.nodePort !== null) {
     if (hasEndpoints) {
+      // Upstream counts NodePort packets to 127.0.0.0/8 in an nfacct counter (IPv4 only).
+      if (ctx.localhostNodePorts && ctx.localhostNodePortsCounter !== null) {
+        nat(
+          KUBE_NODEPORTS,
+          `-m comment --comment ${quoteComment(id)} ${match} -d 127.0.0.0/8 ` +
+            `--dport ${sp.nodePort} -m nfacct --nfacct-name ${ctx.localhostNodePortsCounter} ` +
+            `-j ${names.ext}`,
+        );
+      }
       nat(
         KUBE_NODEPORTS,
         `-m comment --comment ${quoteComment(id)} ${match} --dport ${sp.nodePort} -j ${names.ext}`,

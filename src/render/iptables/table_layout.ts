@@ -172,8 +172,15 @@ export function filterHeadRules(ctx: FamilyContext): string[] {
 /** Fixed filter rules written after the service rules. */
 export function filterTailRules(ctx: FamilyContext): string[] {
   const mark = `${ctx.masqueradeMark}/${ctx.masqueradeMark}`;
+  // Upstream leaves the INVALID drop out when nf_conntrack_tcp_be_liberal is set.
+  const counted = ctx.invalidDroppedCounter === null
+    ? ""
+    : ` -m nfacct --nfacct-name ${ctx.invalidDroppedCounter}`;
+  const invalid = ctx.dropInvalid
+    ? [`-A ${KUBE_FORWARD} -m conntrack --ctstate INVALID${counted} -j DROP`]
+    : [];
   return [
-    `-A ${KUBE_FORWARD} -m conntrack --ctstate INVALID -j DROP`,
+    ...invalid,
     `-A ${KUBE_FORWARD} -m comment --comment ${quoteComment("kubernetes forwarding rules")}` +
     ` -m mark --mark ${mark} -j ACCEPT`,
     `-A ${KUBE_FORWARD} -m comment --comment ${
