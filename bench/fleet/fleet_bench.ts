@@ -2,7 +2,8 @@
  * The fleet benchmark's phases, for one implementation on a running {@link FleetCluster}:
  *
  * 1. **Start**: every node's proxy is started at once; each node's initial sync ends when the
- *    ruleset is in its kernel (the chain of the cluster's last Service). Per node: time, bytes
+ *    ruleset is in its kernel (it rejects the "ready" marker, a Service without endpoints,
+ *    which it programs in the same transaction as everything else). Per node: time, bytes
  *    received and sent, requests (audit), then the steady state a few seconds later (open
  *    watches, open connections, RSS). The API server's CPU seconds and peak RSS over the start.
  * 2. **Changes**: a series of single EndpointSlice updates, closed by a marker Service every
@@ -28,9 +29,8 @@ import {
   type FleetNode,
   PROBE_SERVICE_IP,
   PROBE_SERVICE_PORT,
-  serviceChainName,
   startNodeProxy,
-  waitForChainEverywhere,
+  waitForMarkerEverywhere,
   writeMarker,
 } from "./lab.ts";
 import type { ProcessWindow } from "./process_sampler.ts";
@@ -199,20 +199,12 @@ async function runPhase(
   options: FleetPhaseOptions,
 ): Promise<FleetPhaseResult> {
   const log = options.log;
-  const last = fc.synthetic.services[fc.synthetic.services.length - 1];
-  if (last === undefined) throw new Error("Cannot run a fleet on an empty cluster");
-  const readyChain = serviceChainName(
-    last.metadata.namespace ?? "default",
-    last.metadata.name,
-    "http",
-  );
-
   // --- 1. start ---------------------------------------------------------------------------
   await fc.apiServer.cut();
   const t0 = Date.now();
   await Promise.all(fleet.nodes.map((n) => startNodeProxy(fleet, n)));
   log(`${options.impl}: ${fleet.nodes.length} proxies started; waiting for their rulesets`);
-  const seen = await waitForChainEverywhere(fleet, readyChain, {
+  const seen = await waitForMarkerEverywhere(fleet, fc.ready, {
     timeoutMs: options.startTimeoutMs,
     intervalMs: 500,
   });
@@ -253,7 +245,9 @@ async function runPhase(
       await sleep(100);
     }
     const marker = await writeMarker(fc);
-    const landed = await waitForChainEverywhere(fleet, marker, { timeoutMs: 120_000 });
+    const landed = await waitForMarkerEverywhere(fleet, marker, {
+      timeoutMs: options.stormTimeoutMs,
+    });
     log(
       `${options.impl}: ${options.changes} changes; ` +
         `${landed.filter((x) => x !== null).length}/${fleet.nodes.length} nodes have the marker`,
@@ -396,7 +390,7 @@ async function stormWithProbes(
   const tReady = Date.now();
   const apiServerBoot = await fc.apiServer.cut();
   const marker = await writeMarker(fc);
-  const seen = await waitForChainEverywhere(fleet, marker, {
+  const seen = await waitForMarkerEverywhere(fleet, marker, {
     timeoutMs: options.stormTimeoutMs,
     intervalMs: 200,
   });

@@ -16,8 +16,8 @@
  * IP plan (inside the synthetic cluster's, bench/synthetic_cluster.ts): bare node `i` holds
  * 198.18.0.(10+i)/32 on `eth0`; probe nodes use the topology's plan (node 198.19.0.1, pods
  * 198.18.1.10 and .11, client 198.19.0.2); the probe Service's ClusterIP is the fresh service
- * address 198.19.251.255 and its endpoints are the topology's two pods; markers written to see
- * who caught up take fresh ClusterIPs from 198.19.250.0 upwards.
+ * address 198.19.251.255 and its endpoints are the topology's two pods; markers (Services without
+ * endpoints, written to see who caught up) take fresh ClusterIPs from 198.19.250.0 upwards.
  *
  * @module
  */
@@ -32,7 +32,6 @@ import {
   podIPv4,
   type Topology,
 } from "../../tests/netns/mod.ts";
-import { servicePortNameBase, TABLE_NAME } from "../../src/render/nftables/names.ts";
 import { runToolResult } from "../../src/apply/run_tool.ts";
 import {
   type ApiClients,
@@ -78,11 +77,6 @@ export function fleetNodeIPv4(i: number): string {
   return `198.18.0.${10 + i}`;
 }
 
-/** The nftables chain of a service port's cluster traffic, as kproxy and upstream name it. */
-export function serviceChainName(namespace: string, name: string, portName: string): string {
-  return `service-${servicePortNameBase(namespace, name, "TCP", portName)}`;
-}
-
 /** The API server, its synthetic cluster and the instruments around it. */
 export interface FleetCluster {
   /** etcd + kube-apiserver. */
@@ -99,6 +93,8 @@ export interface FleetCluster {
   readonly apiServer: ProcessSampler;
   /** Next fresh marker index. */
   nextMarker: number;
+  /** The marker written before any proxy starts: rejected once a node's first sync is live. */
+  readonly ready: Marker;
   /** Stops everything. */
   stop(): Promise<void>;
 }
@@ -156,6 +152,8 @@ export async function startFleetCluster(options: FleetClusterOptions): Promise<F
     await createProbeService(clients);
     const apiServer = new ProcessSampler(() => cluster.apiServerPid());
     await apiServer.start();
+    const ready = addedService(0, 0, 0);
+    await createService(clients, ready.service);
     return {
       cluster,
       synthetic,
@@ -163,7 +161,12 @@ export async function startFleetCluster(options: FleetClusterOptions): Promise<F
       creation,
       audit: new AuditLogReader(audit.logPath),
       apiServer,
-      nextMarker: 0,
+      nextMarker: 1,
+      ready: {
+        name: `${ready.namespace}/${ready.service.metadata.name}`,
+        ip: freshServiceIPv4(0),
+        port: 80,
+      },
       stop: async () => {
         apiServer.stop();
         await cluster.stop();
@@ -255,17 +258,32 @@ async function createProbeService(clients: ApiClients): Promise<void> {
   });
 }
 
+/** A Service with no endpoints: every proxy rejects connections to it once it has it. */
+export interface Marker {
+  /** `namespace/name`. */
+  readonly name: string;
+  /** Its ClusterIP. */
+  readonly ip: string;
+  /** Its port. */
+  readonly port: number;
+}
+
 /**
- * Writes a marker: a new Service with one endpoint, whose chain appears in every node's kernel
- * once that node has caught up with the API server. Returns the chain's name.
+ * Writes a marker: a new Service without endpoints, which every proxy (kproxy and upstream alike)
+ * programs as "reject" — a connection to it from the node is refused at once, where before it
+ * timed out on the node's dead default route. So a node has caught up with the API server once a
+ * marker written after an event is refused there; the check costs one `curl` in the node's
+ * namespace (reading the kernel's ruleset with `nft` costs seconds at 10k services).
  */
-export async function writeMarker(fc: FleetCluster): Promise<string> {
+export async function writeMarker(fc: FleetCluster): Promise<Marker> {
   const k = fc.nextMarker++;
-  freshServiceIPv4(k); // throws past the fresh range
-  const added = addedService(k, 1, k);
+  const added = addedService(k, 0, 0);
   await createService(fc.clients, added.service);
-  await createSlice(fc.clients, added.slice);
-  return serviceChainName(added.namespace, added.service.metadata.name, "http");
+  return {
+    name: `${added.namespace}/${added.service.metadata.name}`,
+    ip: freshServiceIPv4(k),
+    port: 80,
+  };
 }
 
 /** One node of a fleet. */
@@ -296,8 +314,6 @@ export interface Fleet {
   readonly impl: ProxyImpl;
   /** Its nodes. */
   readonly nodes: readonly FleetNode[];
-  /** The nftables table the proxies program. */
-  readonly table: string;
   /** Where the proxies' logs go. */
   readonly logDir: string;
   /** Stops every proxy and removes every namespace. */
@@ -390,7 +406,6 @@ export async function createFleet(fc: FleetCluster, options: FleetOptions): Prom
   return {
     impl: options.impl,
     nodes,
-    table: options.impl === "kproxy" ? TABLE_NAME : "kube-proxy",
     logDir: options.logDir,
     stop,
   };
@@ -419,21 +434,27 @@ export async function startNodeProxy(fleet: Fleet, n: FleetNode): Promise<void> 
   );
 }
 
-/** True when `chain` exists in the node's table. */
-export async function hasChain(fleet: Fleet, n: FleetNode, chain: string): Promise<boolean> {
-  const r = await runToolResult("nft", ["list", "chain", "ip", fleet.table, chain], {
-    netns: n.netns,
-  });
-  return r.code === 0;
+/** True when a connection from node `n` to the marker is refused at once (it is programmed). */
+export async function rejects(n: FleetNode, marker: Marker): Promise<boolean> {
+  const r = await runToolResult("curl", [
+    "-s",
+    "-o",
+    "/dev/null",
+    "--connect-timeout",
+    "0.5",
+    `http://${marker.ip}:${marker.port}/`,
+  ], { netns: n.netns, timeoutMs: 10_000 });
+  // 7: could not connect (refused: TCP reset or ICMP unreachable); 28: timed out.
+  return r.code === 7;
 }
 
 /**
- * Polls every node until `chain` is in its kernel; per node the epoch ms it was first seen
- * (null: not within `timeoutMs`, or the proxy exited).
+ * Polls every node until it rejects the marker; per node the epoch ms it was first seen (null:
+ * not within `timeoutMs`, or the proxy exited).
  */
-export async function waitForChainEverywhere(
+export async function waitForMarkerEverywhere(
   fleet: Fleet,
-  chain: string,
+  marker: Marker,
   options: { timeoutMs: number; intervalMs?: number; concurrency?: number },
 ): Promise<(number | null)[]> {
   const seen: (number | null)[] = fleet.nodes.map(() => null);
@@ -441,8 +462,8 @@ export async function waitForChainEverywhere(
   while (Date.now() < deadline) {
     const waiting = fleet.nodes.filter((n, i) => seen[i] === null && n.proxy?.exited() === null);
     if (waiting.length === 0) break;
-    await forEachConcurrent(waiting, options.concurrency ?? 4, async (n) => {
-      if (await hasChain(fleet, n, chain)) seen[n.index] = Date.now();
+    await forEachConcurrent(waiting, options.concurrency ?? 16, async (n) => {
+      if (await rejects(n, marker)) seen[n.index] = Date.now();
     });
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 200));
   }
