@@ -174,8 +174,7 @@ export class ProxyMetrics {
       buckets: SYNC_DURATION_BUCKETS,
       labelNames: fam,
     });
-    // Upstream registers the full/partial split for iptables only; kproxy's nftables backend
-    // syncs partially too, so both modes have it.
+    // The full/partial split: upstream registers it for iptables and nftables alike.
     this.syncFullProxyRulesLatency = reg.histogram({
       name: "kubeproxy_sync_full_proxy_rules_duration_seconds",
       help: "SyncProxyRules latency in seconds for full resyncs",
