@@ -1,9 +1,12 @@
 /**
+ * Conntrack and iptables host facts against upstream kube-proxy v1.34 in the same lab, one shared
+ * kube-apiserver for both tests of the file.
+ *
  * The conntrack sysctls kube-proxy owns (`--conntrack-*`): kproxy and upstream kube-proxy v1.34
  * (the fixture build) each start in a node namespace of their own, fed by one real
  * kube-apiserver, with the same flags, and leave the same values in their namespace — and
- * nothing in the machine's own. kproxy runs under the compiled binary's Deno permissions, so its
- * one `--allow-write` grant is proven here.
+ * nothing in the machine's own. kproxy runs under the compiled binary's Deno permissions (no
+ * `--allow-write`: the sysctls go through the `sysctl` tool), which this proves enough.
  *
  * - upstream's defaults with `--conntrack-max-per-core=0`: TCP established 24h, close-wait 1h;
  *   UDP timeouts and be_liberal (default 0) left as the kernel has them;
@@ -11,17 +14,34 @@
  * - a conntrack limit to set: in a namespace nf_conntrack_max is global and read-only on Linux
  *   6.x, so both refuse to start, naming it.
  *
- * IP plan: tests/netns/topology.ts (node 198.18.0.1, primary 198.19.0.1); no services.
+ * iptables mode's nfacct counters and the INVALID drop, each proxy in turn on a fresh node:
+ *
+ * - connections to a NodePort on 127.0.0.1 count in `localhost_nps_accepted_pkts`, reported as
+ *   `kubeproxy_iptables_localhost_nodeports_accepted_packets_total` (one packet per connection:
+ *   the nat rule sees the first);
+ * - a forwarded TCP segment conntrack calls INVALID (SYN|FIN, rewritten so by an nft rule in the
+ *   client's namespace) is dropped in KUBE-FORWARD and counts in `ct_state_invalid_dropped_pkts`,
+ *   `kubeproxy_iptables_ct_state_invalid_dropped_packets_total`;
+ * - with `--conntrack-tcp-be-liberal` (nf_conntrack_tcp_be_liberal=1) no INVALID drop is written.
+ *
+ * IP plan: tests/netns/topology.ts (node 198.18.0.1, primary 198.19.0.1, pod0 198.18.1.10, client
+ * 198.19.0.2);
+ * Service default/np ClusterIP 198.18.128.60:80, NodePort 30060 → pod0:8080.
  */
 import assert from "node:assert/strict";
 import { runToolResult } from "../../src/apply/run_tool.ts";
 import { kproxyPermissionArgs } from "../../deploy/kproxy_permissions.ts";
-import { startTestCluster, type TestCluster } from "../fixtures/apiserver.ts";
+import type { TestCluster } from "../fixtures/apiserver.ts";
 import { startUpstreamKubeProxy } from "./upstream_kube_proxy.ts";
 import { httpInNetns, startKproxy } from "../reliability/_kproxy.ts";
 import { goFixtures, netns, requiring, tool } from "../requirements.ts";
-import { THIS_NODE, thisNode } from "./manifests.ts";
-import { createTopology } from "./topology.ts";
+import { ApiObjects } from "./api_objects.ts";
+import { endpointSlice, local, service, THIS_NODE, thisNode } from "./manifests.ts";
+import { scenarioSettings } from "./scenario_runner.ts";
+import { createTopology, podIPv4 } from "./topology.ts";
+import { type LabImplementation, UpstreamLab } from "./upstream_backend.ts";
+
+const lab = new UpstreamLab();
 
 const SYSCTLS = [
   "nf_conntrack_max",
@@ -44,22 +64,6 @@ async function readSysctls(ns?: string): Promise<Sysctls> {
     out[name] = Number(text.trim());
   }
   return out as Sysctls;
-}
-
-async function createNode(cluster: TestCluster): Promise<void> {
-  const node = thisNode();
-  const call = async (method: string, path: string, body: unknown) => {
-    const res = await cluster.request(path, {
-      method,
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`Cannot ${method} ${path}: HTTP ${res.status}: ${text}`);
-    return JSON.parse(text) as Record<string, unknown>;
-  };
-  const created = await call("POST", "/api/v1/nodes", node);
-  await call("PUT", `/api/v1/nodes/${THIS_NODE}/status`, { ...created, status: node["status"] });
 }
 
 /** What one start did: the namespace's sysctls before and after, or how it failed. */
@@ -140,9 +144,10 @@ Deno.test(requiring([netns, goFixtures, tool("curl")], {
   sanitizeResources: false,
   async fn() {
     const host = await readSysctls();
-    const cluster = await startTestCluster({ build: false });
+    const cluster = await lab.cluster();
+    const objects = new ApiObjects(cluster);
     try {
-      await createNode(cluster);
+      await objects.sync([thisNode()]);
       const results: Record<string, Record<string, Run>> = {};
       for (
         const [who, start] of [["kube-proxy", upstream(cluster)], [
@@ -203,7 +208,125 @@ Deno.test(requiring([netns, goFixtures, tool("curl")], {
       );
       assert.deepEqual(await readSysctls(), host, "the machine's own sysctls did not move");
     } finally {
-      await cluster.stop();
+      await objects.clear();
     }
   },
 }));
+
+const NODE_PORT = 30060;
+const OBJECTS = [
+  thisNode(),
+  service("np", {
+    type: "NodePort",
+    clusterIPs: ["198.18.128.60"],
+    ports: [{ name: "http", port: 80, nodePort: NODE_PORT }],
+  }),
+  endpointSlice("np", { ports: [{ name: "http", port: 8080 }], endpoints: [local(0)] }),
+];
+/** iptables' defaults for these: NodePorts on every local address, 127.0.0.1 included. */
+const SETTINGS = {
+  ...scenarioSettings({ name: "nfacct", pods: 1, steps: [] }),
+  localhostNodePorts: true,
+  nodePortAddresses: [],
+};
+const LOCALHOST_CONNECTIONS = 3;
+
+/** Rewrites the client's outgoing SYNs to pod0:8080 into SYN|FIN, which conntrack calls INVALID. */
+const INVALID_SYN = `table inet kp_invalid {
+  chain out {
+    type filter hook output priority 0;
+    ip daddr ${podIPv4(0)} tcp dport 8080 tcp flags syn tcp flags set fin | syn
+  }
+}
+`;
+
+function metric(text: string, name: string): number | null {
+  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+  return m === null ? null : Number(m[1]);
+}
+
+interface Outcome {
+  readonly localhostAnswers: number;
+  readonly localhostPackets: number | null;
+  readonly invalidPackets: number | null;
+  readonly invalidRule: string;
+  readonly liberalRules: string;
+}
+
+async function run(implementation: LabImplementation): Promise<Outcome> {
+  let topology = await createTopology({ pods: 1 });
+  let node = await lab.startNode(topology, "iptables", { implementation, settings: SETTINGS });
+  const forwardRules = async (ns: string) =>
+    (await runToolResult("iptables-save", ["-t", "filter"], { netns: ns })).stdout
+      .split("\n").filter((l) => l.startsWith("-A KUBE-FORWARD") && l.includes("INVALID"))
+      .join("\n");
+  try {
+    await node.sync(OBJECTS);
+    const answers = await topology.probeMany(
+      "node",
+      { protocol: "TCP", ip: "127.0.0.1", port: NODE_PORT },
+      LOCALHOST_CONNECTIONS,
+      { concurrency: 1 },
+    );
+    const nft = await runToolResult("nft", ["-f", "-"], {
+      netns: topology.client.netns,
+      stdin: INVALID_SYN,
+    });
+    assert.equal(nft.code, 0, nft.stderr);
+    const invalid = await topology.probe("client", {
+      protocol: "TCP",
+      ip: podIPv4(0),
+      port: 8080,
+    }, { timeoutMs: 1500 });
+    assert.equal(invalid.kind, "timeout", `${implementation}: the SYN|FIN was not dropped`);
+    const metrics = (await node.proxy!.get("metrics", "/metrics")).body;
+    const invalidRule = await forwardRules(topology.nodeNetns);
+    await node.close();
+    await topology.teardown();
+
+    topology = await createTopology({ pods: 1 });
+    node = await lab.startNode(topology, "iptables", {
+      implementation,
+      settings: SETTINGS,
+      args: ["--conntrack-max-per-core=0", "--conntrack-tcp-be-liberal=true"],
+    });
+    await node.sync(OBJECTS);
+    return {
+      localhostAnswers: answers.filter((a) => a.kind === "answer" && a.pod === "pod0").length,
+      localhostPackets: metric(
+        metrics,
+        "kubeproxy_iptables_localhost_nodeports_accepted_packets_total",
+      ),
+      invalidPackets: metric(metrics, "kubeproxy_iptables_ct_state_invalid_dropped_packets_total"),
+      invalidRule,
+      liberalRules: await forwardRules(topology.nodeNetns),
+    };
+  } finally {
+    await node.close();
+    await topology.teardown();
+  }
+}
+
+Deno.test(requiring([netns, goFixtures, tool("curl")], {
+  name: "iptables: nfacct counters and the INVALID drop, as upstream kube-proxy",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const upstream = await run("upstream");
+    const kproxy = await run("kproxy");
+    console.log(
+      `  kube-proxy: ${JSON.stringify(upstream)}\n  kproxy:     ${JSON.stringify(kproxy)}`,
+    );
+    for (const o of [upstream, kproxy]) {
+      assert.equal(o.localhostAnswers, LOCALHOST_CONNECTIONS);
+      assert.equal(o.localhostPackets, LOCALHOST_CONNECTIONS);
+      assert.ok((o.invalidPackets ?? 0) >= 1, `INVALID packets counted: ${o.invalidPackets}`);
+      assert.equal(o.liberalRules, "", "no INVALID drop with nf_conntrack_tcp_be_liberal=1");
+    }
+    // The same rule, word for word.
+    assert.equal(kproxy.invalidRule, upstream.invalidRule);
+    assert.match(kproxy.invalidRule, /--nfacct-name\s+ct_state_invalid_dropped_pkts -j DROP$/);
+  },
+}));
+
+lab.registerStop();
