@@ -13,6 +13,8 @@ export interface KernelApplierOptions {
   readonly log?: (line: string) => void;
   /** The IP families to program (default both). */
   readonly families?: readonly IPFamily[];
+  /** nftables: send incremental syncs as netlink batches (default true). */
+  readonly netlink?: boolean;
 }
 
 type ApplierFactory = (options: KernelApplierOptions) => Applier;

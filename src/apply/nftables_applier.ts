@@ -74,6 +74,13 @@ export function fullTransaction(next: FamilyTable, live: FamilyTable | null): st
   } else {
     lines.push(`flush table ${t}`);
     for (const s of next.fixed.sets) {
+      if (s.declaration.startsWith("typeof ")) {
+        // nft 1.0.6 cannot add a rule that uses an existing `typeof … : ip daddr . th dport` map
+        // ("conflicting protocols specified: ip vs. th"): such maps (kproxy's endpoint maps,
+        // which hold no state) are deleted and declared anew, after the flush unbound them.
+        lines.push(`delete ${s.kind} ${t} ${s.name}`);
+        continue;
+      }
       lines.push(`add ${s.kind} ${t} ${s.name} { ${s.declaration} }`);
       lines.push(`flush ${s.kind} ${t} ${s.name}`);
     }

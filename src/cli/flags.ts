@@ -22,6 +22,10 @@ export class UsageError extends Error {
 export const PROXY_FLAGS = {
   "proxy-mode": ["string", "Which backend to use: nftables (default) or iptables"],
   "dry-run": ["boolean", "Print rule diffs instead of programming the kernel"],
+  "nftables-netlink": [
+    "boolean",
+    "Send incremental nftables changes as netlink batches (default true; false: nft -f)",
+  ],
   "kubeconfig": ["string", "Path to a kubeconfig file (default: in-cluster config)"],
   "master": ["string", "The address of the Kubernetes API server (overrides the kubeconfig)"],
   "manifests": ["string", "Read Services/EndpointSlices/Nodes from this YAML/JSON file or folder"],
@@ -229,6 +233,7 @@ export function configFromFlags(
     c.mode = v["proxy-mode"];
   } else if (!modeFromFile) c.mode = DEFAULT_PROXY_CONFIG.mode;
   if (v["dry-run"] !== undefined) c.dryRun = v["dry-run"] === "true";
+  if (v["nftables-netlink"] !== undefined) c.nftablesNetlink = v["nftables-netlink"] === "true";
   if (v["kubeconfig"] !== undefined) c.kubeconfig = v["kubeconfig"];
   if (v["master"] !== undefined) c.master = v["master"];
   if (v["manifests"] !== undefined) c.manifests = v["manifests"];

@@ -121,7 +121,7 @@ function nfacctReader(): NfacctReader | null {
 /** Runs until SIGTERM/SIGINT; rules stay in place on exit. Returns the exit code. */
 export async function runProxy(config: ProxyConfig, options: RunOptions): Promise<number> {
   const families = hostIPFamilies();
-  const applier = applierFor(config, { log: logLine, families });
+  const applier = applierFor(config, { log: logLine, families, netlink: config.nftablesNetlink });
   if (options.cleanup) {
     await applier.cleanup();
     logLine(`cleanup: removed kproxy's ${config.mode} rules`);

@@ -41,6 +41,8 @@ export interface ProxyConfig {
   readonly mode: ProxyMode;
   /** Print rule diffs instead of touching the kernel. */
   readonly dryRun: boolean;
+  /** nftables: incremental syncs as netlink batches (`--nftables-netlink`, kproxy's own). */
+  readonly nftablesNetlink: boolean;
   /** The name of this node (`--hostname-override`); defaults to the host name. */
   readonly hostnameOverride: string;
   /** Pod CIDRs of the cluster (`--cluster-cidr`), used to tell local from outside traffic. */
@@ -81,6 +83,7 @@ export interface ProxyConfig {
 export const DEFAULT_PROXY_CONFIG: ProxyConfig = Object.freeze({
   mode: "nftables",
   dryRun: false,
+  nftablesNetlink: true,
   hostnameOverride: "",
   clusterCIDRs: Object.freeze([]) as readonly string[],
   masqueradeAll: false,

@@ -122,7 +122,9 @@ function tracedNodePort(mode: ExplainMode, path: readonly PathEvent[], nodePort:
     if (e.kind !== "rule") return false;
     if (mode === "nftables") {
       return (e.rule.includes(`vmap @${FIXED.serviceNodePortsMap}`) ||
-        e.rule.includes(`vmap @${FIXED.noEndpointNodePortsMap}`)) &&
+        e.rule.includes(`vmap @${FIXED.noEndpointNodePortsMap}`) ||
+        e.rule.includes(`@${FIXED.nodePortClusterSet} `) ||
+        e.rule.includes(`@${FIXED.nodePortLocalSet} `)) &&
         e.effect.includes(` . ${nodePort}]`);
     }
     return e.rule.includes(`--dport ${nodePort} `) &&
@@ -169,7 +171,7 @@ function isMarkJump(e: PathEvent): e is Extract<PathEvent, { kind: "rule" }> {
 function markKind(e: Extract<PathEvent, { kind: "rule" }>): MarkKind {
   const c = e.chain;
   if (c === FIXED.masqueradingChain || c.startsWith("KUBE-SEP-")) return "hairpin";
-  if (c.startsWith("external-") || c.startsWith("KUBE-EXT-")) {
+  if (c.startsWith("external-") || c.startsWith("nodeport-") || c.startsWith("KUBE-EXT-")) {
     return e.rule.includes("fib saddr type local") || e.rule.includes("--src-type LOCAL")
       ? "node-source"
       : "external-cluster";
@@ -245,6 +247,13 @@ function setOf(m: Matched, mode: ExplainMode, path: readonly PathEvent[]): Endpo
     if (e.kind !== "enter") continue;
     if (e.chain === names.local) return "local";
     if (e.chain === names.cluster) return "cluster";
+    // Service ports whose endpoints live in maps pick in the shared selection chains.
+    if (e.chain === FIXED.selectLocalChain || e.chain === FIXED.selectNodePortLocalChain) {
+      return "local";
+    }
+    if (e.chain === FIXED.selectClusterChain || e.chain === FIXED.selectNodePortClusterChain) {
+      return "cluster";
+    }
   }
   return "cluster";
 }

@@ -23,7 +23,10 @@ import { addressMatcher } from "./packet.ts";
 
 /** The sets and maps a rule may look packets up in, and the node's own addresses. */
 export interface NftLookups {
-  /** The verdict text of `key` in map `map` (`goto X`, `drop`, …), or null. */
+  /**
+   * The value text of `key` in map `map`, or null: a verdict (`goto X`, `drop`, …) in a verdict
+   * map, an endpoint (`198.18.1.5 . 8080`) in an endpoint map.
+   */
   mapVerdict(map: string, key: string): string | null;
   /** True when `key` is an element of set `set` (intervals included). */
   inSet(set: string, key: string): boolean;
@@ -91,6 +94,8 @@ export function compileNftRule(text: string, lookups: NftLookups): CompiledRule 
   let effect: ((s: PacketState) => RuleEffect) | null = null;
   let vmap: { map: string; key: string[] } | null = null;
   let markChange: { op: "or" | "xor"; mark: number } | null = null;
+  /** The last concatenation looked up in a set (named in the rule's effect, key and all). */
+  let setLookup: { set: string; key: string[] } | null = null;
   let i = 0;
   const fail = (detail: string): never => {
     throw new RuleShapeError("nftables", text, detail);
@@ -98,7 +103,14 @@ export function compileNftRule(text: string, lookups: NftLookups): CompiledRule 
   const at = (k: number) => w[i + k];
   const settle = (control: Control, describe?: string) => {
     if (effect !== null) fail("two verdicts");
-    effect = (s) => ({ state: s, control, ...(describe === undefined ? {} : { describe }) });
+    const lookup = setLookup;
+    effect = (s) => {
+      const text = describe ??
+        (lookup === null
+          ? undefined
+          : `@${lookup.set}[${keyOf(s, lookup.key)}] → ${controlWords(control)}`);
+      return { state: s, control, ...(text === undefined ? {} : { describe: text }) };
+    };
   };
   while (i < w.length) {
     const word = w[i] as string;
@@ -130,6 +142,7 @@ export function compileNftRule(text: string, lookups: NftLookups): CompiledRule 
         } else if (next.startsWith("@")) {
           const set = next.slice(1);
           conditions.push((s) => (lookups.inSet(set, keyOf(s, parts)) ? 1 : 0));
+          setLookup = { set, key: parts };
           i += 1;
         } else fail(`a concatenation must be looked up, not followed by ${next}`);
         continue;
@@ -154,11 +167,17 @@ export function compileNftRule(text: string, lookups: NftLookups): CompiledRule 
       i += used;
     } else if (word === "meta" && at(1) === "l4proto") {
       if (at(2) === ".") {
-        if (at(3) !== "th" || at(4) !== "dport" || at(5) !== "vmap" || !at(6)?.startsWith("@")) {
-          fail("unknown meta l4proto concatenation");
-        }
-        vmap = { map: (at(6) as string).slice(1), key: ["l4proto", "dport"] };
-        i += 7;
+        if (at(3) !== "th" || at(4) !== "dport") fail("unknown meta l4proto concatenation");
+        const parts = ["l4proto", "dport"];
+        if (at(5) === "vmap" && at(6)?.startsWith("@")) {
+          vmap = { map: (at(6) as string).slice(1), key: parts };
+          i += 7;
+        } else if (at(5)?.startsWith("@")) {
+          const set = (at(5) as string).slice(1);
+          conditions.push((s) => (lookups.inSet(set, keyOf(s, parts)) ? 1 : 0));
+          setLookup = { set, key: parts };
+          i += 6;
+        } else fail("a concatenation must be looked up");
         continue;
       }
       const proto = at(2);
@@ -227,6 +246,37 @@ export function compileNftRule(text: string, lookups: NftLookups): CompiledRule 
       if (effect !== null) fail("two verdicts");
       effect = (s) => dnatEffect(s, to, `dnat to ${targetText}`);
       i += 3;
+    } else if (word === "dnat" && (at(1) === "ip" || at(1) === "ip6") && at(2) === "to") {
+      // dnat ip to ip daddr . meta l4proto . th dport . numgen random mod N offset O map @m:
+      // the endpoint maps, keyed by the way in and a uniform draw in [O, O+N).
+      const parts: string[] = [];
+      let k = 3;
+      for (;;) {
+        const a = w[i + k];
+        const b = w[i + k + 1];
+        if (a === "numgen") break;
+        if ((a === "ip" || a === "ip6") && b === "daddr") parts.push("daddr");
+        else if (a === "meta" && b === "l4proto") parts.push("l4proto");
+        else if (a === "th" && b === "dport") parts.push("dport");
+        else fail(`unknown part ${a} ${b} of an endpoint map key`);
+        if (w[i + k + 2] !== ".") fail("an endpoint map key must end with numgen");
+        k += 3;
+      }
+      const [ng, random, mod, nText, offsetWord, oText, mapWord, mapRef, ...rest] = w.slice(i + k);
+      if (
+        ng !== "numgen" || random !== "random" || mod !== "mod" || offsetWord !== "offset" ||
+        mapWord !== "map" || !mapRef?.startsWith("@") || rest.length > 0
+      ) fail("unknown endpoint map dnat");
+      const n = Number(nText);
+      const offset = Number(oText);
+      if (!(n >= 1) || !Number.isInteger(offset)) fail("bad numgen modulus or offset");
+      const map = (mapRef as string).slice(1);
+      const targetAt = (s: PacketState, index: number) => {
+        const value = lookups.mapVerdict(map, `${keyOf(s, parts)} . ${offset + index}`);
+        const m = value === null ? null : /^(\S+) \. (\d+)$/.exec(value);
+        return m === null ? null : { ip: m[1] as string, port: Number(m[2]) };
+      };
+      return mapFanRule(text, conditions, n, targetAt);
     } else if (
       word === "dnat" && (at(1) === "ip" || at(1) === "ip6") && at(2) === "addr" &&
       at(3) === "." && at(4) === "port" && at(5) === "to" && at(6) === "numgen" &&
@@ -340,6 +390,35 @@ function fanRule(
   };
 }
 
+/** A control as the words a rule would use (`goto X`, `drop`, …). */
+function controlWords(c: Control): string {
+  return "chain" in c ? `${c.kind} ${c.chain}` : c.kind;
+}
+
+/**
+ * `dnat … numgen random mod N offset O map @m`: like a numgen-map rule, a fan of N alternatives,
+ * but its targets come from the map, for the packet's own key (none: the rule does not match).
+ */
+function mapFanRule(
+  text: string,
+  conditions: readonly Condition[],
+  n: number,
+  targetAt: (s: PacketState, index: number) => { ip: string; port: number } | null,
+): CompiledRule & { readonly mapFan: typeof targetAt; readonly fanSize: number } {
+  return {
+    text,
+    mapFan: targetAt,
+    fanSize: n,
+    matches: (s) => {
+      for (const c of conditions) if (c(s) === 0) return 0;
+      return targetAt(s, 0) === null ? 0 : 1;
+    },
+    apply: () => {
+      throw new Error(`Cannot trace: the map rule "${text}" must be expanded (${n} targets)`);
+    },
+  };
+}
+
 /**
  * Replaces each numgen-map rule by N rules that pick target i with probability 1/(N-i), which
  * is exactly what one uniform pick among N does; each keeps the original rule text.
@@ -347,6 +426,26 @@ function fanRule(
 export function expandFans(rules: readonly CompiledRule[]): CompiledRule[] {
   const out: CompiledRule[] = [];
   for (const rule of rules) {
+    const fromMap = rule as {
+      mapFan?: (s: PacketState, index: number) => { ip: string; port: number } | null;
+      fanSize?: number;
+    };
+    if (fromMap.mapFan !== undefined && fromMap.fanSize !== undefined) {
+      const targetAt = fromMap.mapFan;
+      const n = fromMap.fanSize;
+      for (let i = 0; i < n; i++) {
+        out.push({
+          text: rule.text,
+          matches: (s) => rule.matches(s) === 0 || targetAt(s, i) === null ? 0 : 1 / (n - i),
+          apply: (s) => {
+            const t = targetAt(s, i) as { ip: string; port: number };
+            const to = `${t.ip.includes(":") ? `[${t.ip}]` : t.ip}:${t.port}`;
+            return dnatEffect(s, t, `dnat to ${to} (endpoint ${i + 1} of ${n})`);
+          },
+        });
+      }
+      continue;
+    }
     const fan = (rule as { fan?: readonly { ip: string; port: number }[] }).fan;
     if (fan === undefined) {
       out.push(rule);

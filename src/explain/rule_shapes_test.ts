@@ -1,7 +1,7 @@
 /** The rule compilers know the renderers' shapes and refuse anything else, naming the rule. */
 import assert from "node:assert/strict";
 import { compileIptablesRule } from "./iptables_rules.ts";
-import { compileNftRule } from "./nftables_rules.ts";
+import { compileNftRule, expandFans } from "./nftables_rules.ts";
 import { type PacketState, RuleShapeError } from "./trace_engine.ts";
 
 const STATE: PacketState = {
@@ -46,6 +46,53 @@ Deno.test("nftables rules: matches, picks and verdicts", () => {
   const fib = compileNftRule("fib saddr type local goto service-X", NFT_LOOKUPS);
   assert.equal(fib.matches({ ...STATE, source: "198.18.0.10" }), 1);
   assert.equal(fib.matches(STATE), 0);
+});
+
+Deno.test("nftables rules: entry sets and endpoint maps", () => {
+  const lookups = {
+    ...NFT_LOOKUPS,
+    inSet: (set: string, key: string) =>
+      (set === "clusterip-cluster-services" && key === "198.18.128.10 . tcp . 80") ||
+      (set === "nodeport-local-services" && key === "tcp . 30080"),
+    mapVerdict: (map: string, key: string) =>
+      map === "cluster-endpoints"
+        ? { "198.18.128.10 . tcp . 80 . 131072": "198.18.1.10 . 8080" }[key] ??
+          { "198.18.128.10 . tcp . 80 . 131073": "198.18.1.11 . 8080" }[key] ?? null
+        : null,
+  };
+  const entry = compileNftRule(
+    "ip daddr . meta l4proto . th dport @clusterip-cluster-services goto clusterip-cluster",
+    lookups,
+  );
+  assert.equal(entry.matches(STATE), 1);
+  assert.equal(
+    entry.apply(STATE).describe,
+    "@clusterip-cluster-services[198.18.128.10 . tcp . 80] → goto clusterip-cluster",
+  );
+  assert.equal(entry.matches({ ...STATE, port: 81 }), 0);
+  const nodePort = compileNftRule(
+    "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @nodeport-local-services goto nodeport-local",
+    lookups,
+  );
+  const atNode = { ...STATE, destination: "198.18.0.10", port: 30080 };
+  assert.equal(nodePort.matches(atNode), 1);
+  assert.match(nodePort.apply(atNode).describe ?? "", /\[tcp \. 30080\]/);
+  const pick = (n: number) =>
+    expandFans([compileNftRule(
+      `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod ${n} offset ${
+        n * 65536
+      } map @cluster-endpoints`,
+      lookups,
+    )]);
+  // Two endpoints under offset 2·65536: two alternatives, 1/2 then 1/1.
+  const two = pick(2);
+  assert.deepEqual(two.map((r) => r.matches(STATE)), [0.5, 1]);
+  assert.deepEqual(two.map((r) => r.apply(STATE).state.destination), [
+    "198.18.1.10",
+    "198.18.1.11",
+  ]);
+  // No key under another N: the rule does not match, the next one is tried.
+  assert.deepEqual(pick(3).map((r) => r.matches(STATE)), [0, 0, 0]);
 });
 
 Deno.test("nftables rules: an unknown shape is an error naming the rule", () => {

@@ -260,8 +260,8 @@ Deno.test({
         assert.equal(result.full, true);
         assert.equal(applier.lastSyncKind, "scratch");
         const reference = renderNftables(second.snapshot);
-        assert.match(reference, /198\.18\.1\.6:8080/);
-        assert.match(await applier.liveRules(), /198\.18\.1\.6:8080/);
+        assert.match(reference, /198\.18\.1\.6 \. 8080/);
+        assert.match(await applier.liveRules(), /198\.18\.1\.6 \. 8080/);
       });
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -22,7 +22,7 @@ const NFT_WORDS = new Set([
     .split(" "),
   ..."meta l4proto th dport sport vmap tcp udp sctp mark numgen random mod to addr port update"
     .split(" "),
-  ..."with reset flags dynamic timeout interval elements ipv4_addr ipv6_addr inet_proto"
+  ..."with reset flags dynamic timeout interval elements ipv4_addr ipv6_addr inet_proto typeof offset"
     .split(" "),
   ..."inet_service verdict counter icmp icmpv6 admin-prohibited port-unreachable host-unreachable"
     .split(" "),

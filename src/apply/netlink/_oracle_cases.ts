@@ -21,6 +21,14 @@ export const ORACLE_SETS: Readonly<Record<string, string>> = Object.freeze({
   "ip no-endpoint-nodeports": "type inet_proto . inet_service : verdict;",
   "ip firewall-ips": "type ipv4_addr . inet_proto . inet_service : verdict;",
   "ip affinity-a": "type ipv4_addr; flags dynamic,timeout; timeout 10800s;",
+  "ip clusterip-cluster-services": "type ipv4_addr . inet_proto . inet_service;",
+  "ip nodeport-local-services": "type inet_proto . inet_service;",
+  "ip cluster-endpoints":
+    "typeof ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;",
+  "ip nodeport-local-endpoints":
+    "typeof meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport;",
+  "ip6 local-endpoints":
+    "typeof ip6 daddr . meta l4proto . th dport . numgen random mod 1 : ip6 daddr . th dport;",
   "ip6 cluster-ips": "type ipv6_addr;",
   "ip6 hairpin-endpoints": "type ipv6_addr . ipv6_addr;",
   "ip6 service-ips": "type ipv6_addr . inet_proto . inet_service : verdict;",
@@ -49,6 +57,7 @@ export function oracleBaseScript(): string {
     "hairpin-endpoints { 198.18.1.9 . 198.18.1.9 }",
     "service-ips { 198.18.128.9 . tcp . 80 : goto service-x }",
     "service-nodeports { udp . 30053 : goto service-x }",
+    "cluster-endpoints { 198.18.128.9 . tcp . 80 . 65536 : 198.18.1.9 . 8080 }",
   ];
   for (const e of v4) out.push(`add element ip kproxy ${e}`);
   out.push("add element ip6 kproxy service-ips { fd00:128::9 . tcp . 80 : goto service-x }");
@@ -79,9 +88,16 @@ export const ORACLE_COMMANDS: readonly string[] = Object.freeze([
   "add element ip kproxy no-endpoint-nodeports { tcp . 30443 : drop }",
   "add element ip kproxy firewall-ips { 198.18.250.1 . tcp . 80 : goto service-x }",
   "add element ip6 kproxy cluster-ips { fd00:128::10 }",
+  "add element ip kproxy clusterip-cluster-services { 198.18.128.10 . tcp . 80 }",
+  "add element ip kproxy nodeport-local-services { udp . 30053 }",
+  "add element ip kproxy cluster-endpoints { 198.18.128.10 . tcp . 80 . 655363 : 198.18.1.10 . 8080 }",
+  "add element ip kproxy cluster-endpoints { 198.18.128.10 . sctp . 9000 . 65536 : 198.18.1.11 . 9000 }",
+  "add element ip kproxy nodeport-local-endpoints { udp . 30053 . 131073 : 198.18.1.12 . 53 }",
+  "add element ip6 kproxy local-endpoints { fd00:128::10 . tcp . 80 . 1048591 : fd00:1::10 . 8080 }",
   "add element ip6 kproxy hairpin-endpoints { fd00:1::10 . fd00:1::10 }",
   "add element ip6 kproxy service-ips { fd00:128::10 . udp . 53 : goto service-x }",
   "delete element ip6 kproxy service-ips { fd00:128::9 . tcp . 80 }",
+  "delete element ip kproxy cluster-endpoints { 198.18.128.9 . tcp . 80 . 65536 }",
   // Rules: masquerade of ClusterIP traffic.
   "add rule ip kproxy service-x ip daddr 198.18.128.10 tcp dport 80 ip saddr != 198.18.0.0/17 jump mark-for-masquerade",
   "add rule ip kproxy service-x ip daddr 198.18.128.10 udp dport 53 ip saddr != @cluster-cidrs jump mark-for-masquerade",

@@ -68,6 +68,17 @@ export interface SetType {
   readonly timeoutSeconds: number | null;
 }
 
+/** The data type of a `typeof` expression kproxy declares maps with. */
+function typeofField(expr: string): FieldType {
+  const e = expr.trim();
+  if (/^ip [sd]addr$/.test(e)) return FIELD_TYPES.ipv4_addr as FieldType;
+  if (/^ip6 [sd]addr$/.test(e)) return FIELD_TYPES.ipv6_addr as FieldType;
+  if (e === "meta l4proto") return FIELD_TYPES.inet_proto as FieldType;
+  if (e === "th dport") return FIELD_TYPES.inet_service as FieldType;
+  if (/^numgen random mod \d+$/.test(e)) return INTEGER32;
+  throw new UnsupportedNftText(`the typeof expression "${e}"`);
+}
+
 function fieldsOf(text: string): FieldType[] {
   return text.split(".").map((part) => {
     const t = FIELD_TYPES[part.trim()];
@@ -91,6 +102,9 @@ export function parseSetDeclaration(declaration: string): SetType {
     if ((m = /^type (.+?)(?: : (.+))?$/.exec(part)) !== null) {
       key = fieldsOf(m[1] as string);
       if (m[2] !== undefined) data = m[2].trim() === "verdict" ? "verdict" : fieldsOf(m[2]);
+    } else if ((m = /^typeof (.+?)(?: : (.+))?$/.exec(part)) !== null) {
+      key = (m[1] as string).split(" . ").map(typeofField);
+      if (m[2] !== undefined) data = m[2].split(" . ").map(typeofField);
     } else if ((m = /^flags ([a-z,]+)$/.exec(part)) !== null) {
       for (const f of (m[1] as string).split(",")) {
         if (f === "interval") interval = true;

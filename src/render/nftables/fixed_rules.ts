@@ -4,9 +4,10 @@
  * Which built-in hook jumps to which of our chains is a data table, as in kube-proxy.
  */
 import type { ProxySnapshot } from "../../snapshot/types.ts";
-import { FIXED } from "./names.ts";
+import { endpointKeyOffset, FIXED, MAP_MAX_ENDPOINTS } from "./names.ts";
 import type { ChainSpec, FamilyContext } from "./model.ts";
 import { parseCIDR, parseIP } from "../../model/ip.ts";
+import { podSourceMatch } from "./service_port_rules.ts";
 
 /** A base chain: `type T hook H priority P`. */
 export interface BaseChainSpec extends ChainSpec {
@@ -164,6 +165,31 @@ export function fixedRules(snapshot: ProxySnapshot, ctx: FamilyContext): FixedRu
     map(FIXED.noEndpointNodePortsMap, "inet_proto . inet_service"),
     map(FIXED.firewallIPsMap, key3),
   );
+  const set = (name: string, type: string): SharedSetSpec => ({
+    kind: "set",
+    name,
+    declaration: `type ${type};`,
+    fixedElements: [],
+  });
+  const endpointMap = (name: string, key: string): SharedSetSpec => ({
+    kind: "map",
+    name,
+    declaration: `typeof ${key} . numgen random mod 1 : ${ipX} daddr . th dport;`,
+    fixedElements: [],
+  });
+  const vipTypeof = `${ipX} daddr . meta l4proto . th dport`;
+  sets.push(
+    set(FIXED.clusterIPClusterSet, key3),
+    set(FIXED.clusterIPLocalSet, key3),
+    set(FIXED.externalClusterSet, key3),
+    set(FIXED.externalLocalSet, key3),
+    set(FIXED.nodePortClusterSet, "inet_proto . inet_service"),
+    set(FIXED.nodePortLocalSet, "inet_proto . inet_service"),
+    endpointMap(FIXED.clusterEndpointsMap, vipTypeof),
+    endpointMap(FIXED.localEndpointsMap, vipTypeof),
+    endpointMap(FIXED.nodePortClusterEndpointsMap, "meta l4proto . th dport"),
+    endpointMap(FIXED.nodePortLocalEndpointsMap, "meta l4proto . th dport"),
+  );
 
   const baseChains: BaseChainSpec[] = BASE_CHAINS.map((bc) => ({
     ...bc,
@@ -174,13 +200,79 @@ export function fixedRules(snapshot: ProxySnapshot, ctx: FamilyContext): FixedRu
   const nodePortMatch = npIPs === null
     ? `fib daddr type local ${ipX} daddr != ${ipX === "ip" ? "127.0.0.0/8" : "::1"}`
     : `${ipX} daddr @${FIXED.nodePortIPsSet}`;
+  const npKey = `${nodePortMatch} meta l4proto . th dport`;
+  // ClusterIP traffic from outside the pod network may leave the node again: masquerade it.
+  const notPods = podSourceMatch(ctx, true);
+  const internalMasq = ctx.masqueradeAll
+    ? [`jump ${FIXED.markMasqChain}`]
+    : notPods === null
+    ? []
+    : [`${notPods} jump ${FIXED.markMasqChain}`];
+  const pods = podSourceMatch(ctx, false);
+  /** External traffic with externalTrafficPolicy Local: as the per-port external chains do. */
+  const externalLocal = (cluster: string, local: string) => [
+    // Pod traffic to an external address acts as if it went out to the LB and back in.
+    ...(pods === null ? [] : [`${pods} goto ${cluster}`]),
+    // The node's own traffic must be masqueraded: its source would be the VIP itself.
+    `fib saddr type local jump ${FIXED.markMasqChain}`,
+    `fib saddr type local goto ${cluster}`,
+    `goto ${local}`,
+  ];
+  /** Uniform choice among N endpoints, for every N a map-held service port may have. */
+  const select = (key: string, endpointMap: string) =>
+    Array.from({ length: MAP_MAX_ENDPOINTS }, (_, k) => {
+      const n = k + 1;
+      return `dnat ${ipX} to ${key} . numgen random mod ${n} offset ${
+        endpointKeyOffset(n)
+      } map @${endpointMap}`;
+    });
   const chains: ChainSpec[] = [
     {
       name: FIXED.servicesChain,
       rules: [
         `${vipKey} vmap @${FIXED.serviceIPsMap}`,
-        `${nodePortMatch} meta l4proto . th dport vmap @${FIXED.serviceNodePortsMap}`,
+        `${vipKey} @${FIXED.clusterIPClusterSet} goto ${FIXED.clusterIPClusterChain}`,
+        `${vipKey} @${FIXED.clusterIPLocalSet} goto ${FIXED.clusterIPLocalChain}`,
+        `${vipKey} @${FIXED.externalClusterSet} goto ${FIXED.externalClusterChain}`,
+        `${vipKey} @${FIXED.externalLocalSet} goto ${FIXED.externalLocalChain}`,
+        `${npKey} vmap @${FIXED.serviceNodePortsMap}`,
+        `${npKey} @${FIXED.nodePortClusterSet} goto ${FIXED.nodePortClusterChain}`,
+        `${npKey} @${FIXED.nodePortLocalSet} goto ${FIXED.nodePortLocalChain}`,
       ],
+    },
+    {
+      name: FIXED.clusterIPClusterChain,
+      rules: [...internalMasq, `goto ${FIXED.selectClusterChain}`],
+    },
+    {
+      name: FIXED.clusterIPLocalChain,
+      rules: [...internalMasq, `goto ${FIXED.selectLocalChain}`],
+    },
+    {
+      name: FIXED.externalClusterChain,
+      rules: [`jump ${FIXED.markMasqChain}`, `goto ${FIXED.selectClusterChain}`],
+    },
+    {
+      name: FIXED.externalLocalChain,
+      rules: externalLocal(FIXED.selectClusterChain, FIXED.selectLocalChain),
+    },
+    {
+      name: FIXED.nodePortClusterChain,
+      rules: [`jump ${FIXED.markMasqChain}`, `goto ${FIXED.selectNodePortClusterChain}`],
+    },
+    {
+      name: FIXED.nodePortLocalChain,
+      rules: externalLocal(FIXED.selectNodePortClusterChain, FIXED.selectNodePortLocalChain),
+    },
+    { name: FIXED.selectClusterChain, rules: select(vipTypeof, FIXED.clusterEndpointsMap) },
+    { name: FIXED.selectLocalChain, rules: select(vipTypeof, FIXED.localEndpointsMap) },
+    {
+      name: FIXED.selectNodePortClusterChain,
+      rules: select("meta l4proto . th dport", FIXED.nodePortClusterEndpointsMap),
+    },
+    {
+      name: FIXED.selectNodePortLocalChain,
+      rules: select("meta l4proto . th dport", FIXED.nodePortLocalEndpointsMap),
     },
     {
       name: FIXED.serviceEndpointsCheckChain,

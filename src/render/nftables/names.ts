@@ -33,7 +33,41 @@ export const FIXED = Object.freeze({
   clusterCIDRsSet: "cluster-cidrs",
   clusterIPsSet: "cluster-ips",
   clusterIPsCheckChain: "cluster-ips-check",
+  // Service ports whose endpoints live in maps (no chain of their own): the entry sets say which
+  // fixed chain a ClusterIP, external address or NodePort goes to; the endpoint maps hold
+  // `entry . N·65536+i : endpoint`, and the selection chains pick i uniformly among N.
+  clusterIPClusterSet: "clusterip-cluster-services",
+  clusterIPLocalSet: "clusterip-local-services",
+  externalClusterSet: "external-cluster-services",
+  externalLocalSet: "external-local-services",
+  nodePortClusterSet: "nodeport-cluster-services",
+  nodePortLocalSet: "nodeport-local-services",
+  clusterIPClusterChain: "clusterip-cluster",
+  clusterIPLocalChain: "clusterip-local",
+  externalClusterChain: "external-cluster",
+  externalLocalChain: "external-local",
+  nodePortClusterChain: "nodeport-cluster",
+  nodePortLocalChain: "nodeport-local",
+  clusterEndpointsMap: "cluster-endpoints",
+  localEndpointsMap: "local-endpoints",
+  nodePortClusterEndpointsMap: "nodeport-cluster-endpoints",
+  nodePortLocalEndpointsMap: "nodeport-local-endpoints",
+  selectClusterChain: "select-cluster-endpoint",
+  selectLocalChain: "select-local-endpoint",
+  selectNodePortClusterChain: "select-nodeport-cluster-endpoint",
+  selectNodePortLocalChain: "select-nodeport-local-endpoint",
 });
+
+/**
+ * The most endpoints a service port may have (per policy) for its endpoints to live in the
+ * endpoint maps; above it, and with session affinity, it gets chains of its own.
+ */
+export const MAP_MAX_ENDPOINTS = 16;
+
+/** The numgen offset of service ports with `n` endpoints: their map keys are `n·65536 + i`. */
+export function endpointKeyOffset(n: number): number {
+  return n * 65536;
+}
 
 /** The nftables table family of an IP family. */
 export function tableFamily(family: IPFamily): "ip" | "ip6" {

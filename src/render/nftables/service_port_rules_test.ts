@@ -1,7 +1,8 @@
 /** Endpoint selection and policy rules of one service port. IP plan: see `_fixtures.ts`. */
 import assert from "node:assert/strict";
 import { rawService, rawSlice, snapshotOf } from "./_fixtures.ts";
-import { familyContext } from "./fixed_rules.ts";
+import { familyContext, fixedRules } from "./fixed_rules.ts";
+import { endpointKeyOffset, FIXED, MAP_MAX_ENDPOINTS } from "./names.ts";
 import { CASCADE_MAX_ENDPOINTS, renderServicePort } from "./service_port_rules.ts";
 
 const HTTP = { name: "http", protocol: "TCP", port: 80 };
@@ -20,10 +21,44 @@ function rulesFor(endpoints: number, spec: Record<string, unknown> = {}) {
   return renderServicePort(sp, familyContext(snapshot, "IPv4"))!;
 }
 
-Deno.test("the numgen cascade picks each endpoint with probability 1/N", () => {
+Deno.test("map-held endpoints: N keys 0…N-1 behind the offset, one per endpoint", () => {
+  for (let n = 1; n <= MAP_MAX_ENDPOINTS; n++) {
+    const rules = rulesFor(n);
+    assert.deepEqual(rules.chains, [], "no chains of its own");
+    const picks = rules.elements.filter((e) => e.set === FIXED.clusterEndpointsMap);
+    assert.deepEqual(
+      picks.map((e) => [e.key, e.value]),
+      Array.from({ length: n }, (_, i) => [
+        `198.18.128.10 . tcp . 80 . ${endpointKeyOffset(n) + i}`,
+        `198.18.1.${10 + i} . 8080`,
+      ]),
+    );
+    assert.deepEqual(
+      rules.elements.filter((e) => e.set === FIXED.clusterIPClusterSet).map((e) => e.key),
+      ["198.18.128.10 . tcp . 80"],
+    );
+  }
+  // The selection chain draws i uniformly in [0, N) for every N a map-held port may have.
+  const snapshot = snapshotOf([]);
+  const select = fixedRules(snapshot, familyContext(snapshot, "IPv4")).chains
+    .find((c) => c.name === FIXED.selectClusterChain)!;
+  assert.deepEqual(
+    select.rules,
+    Array.from(
+      { length: MAP_MAX_ENDPOINTS },
+      (_, k) =>
+        `dnat ip to ip daddr . meta l4proto . th dport . numgen random mod ${k + 1} offset ${
+          endpointKeyOffset(k + 1)
+        } map @cluster-endpoints`,
+    ),
+  );
+});
+
+Deno.test("with affinity, the numgen cascade picks each endpoint with probability 1/N", () => {
   for (let n = 1; n <= CASCADE_MAX_ENDPOINTS; n++) {
-    const chain = rulesFor(n).chains.find((c) => c.name.startsWith("service-"))!;
-    const picks = chain.rules.filter((r) => r.includes("dnat to"));
+    const chain = rulesFor(n, { sessionAffinity: "ClientIP" }).chains
+      .find((c) => c.name.startsWith("service-"))!;
+    const picks = chain.rules.filter((r) => r.includes("dnat to") && !r.startsWith("ip saddr @"));
     assert.equal(picks.length, n);
     let remaining = 1;
     const probability: number[] = [];

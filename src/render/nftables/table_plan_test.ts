@@ -34,8 +34,10 @@ Deno.test("a one-endpoint change sends a transaction whose size does not grow wi
     const r = reconcile(state, [{ type: "upsert", object: slice! }]);
     const next = renderFamily(r.state.snapshot, "IPv4", r.changedServicePorts);
     const plan = planIncremental(live, next, r.changedServicePorts);
-    // flush + 11 rules + hairpin: 10 elements out, 10 in.
-    assert.equal(plan.commands.length, 32, `${services} services`);
+    // Ten new endpoints: ten endpoint-map elements and ten hairpin pairs out, ten of each in,
+    // and nothing but elements.
+    assert.equal(plan.commands.length, 40, `${services} services`);
+    assert.ok(plan.commands.every((c) => / element ip kproxy /.test(c)), plan.commands.join("\n"));
     plan.commit();
     assert.equal(
       sorted(fullTableText(live)),
@@ -50,26 +52,55 @@ Deno.test("an element claimed by two services moves to the other when its winner
     rawService("a", { clusterIPs: ["198.18.128.1"], externalIPs: ["198.18.200.1"], ports: [HTTP] }),
     rawSlice("a", HTTP_TARGET, [{ ip: "198.18.1.1" }]),
     rawService("b", { clusterIPs: ["198.18.128.2"], externalIPs: ["198.18.200.1"], ports: [HTTP] }),
-    rawSlice("b", HTTP_TARGET, [{ ip: "198.18.1.1" }]),
+    rawSlice("b", HTTP_TARGET, [{ ip: "198.18.1.2" }]),
+    rawService("c", {
+      clusterIPs: ["198.18.128.3"],
+      externalIPs: ["198.18.200.3"],
+      sessionAffinity: "ClientIP",
+      ports: [HTTP],
+    }),
+    rawSlice("c", HTTP_TARGET, [{ ip: "198.18.1.3" }]),
+    rawService("d", { clusterIPs: ["198.18.128.4"], externalIPs: ["198.18.200.3"], ports: [HTTP] }),
+    rawSlice("d", HTTP_TARGET, [{ ip: "198.18.1.4" }]),
   ]);
   state = r.state;
   const live = renderFamily(state.snapshot, "IPv4");
-  assert.match(fullTableText(live), /198\.18\.200\.1 \. tcp \. 80 : goto external-\S+\/a\//);
-  r = reconcile(state, [{ type: "delete", kind: "Service", namespace: "default", name: "a" }]);
+  // a and b both claim 198.18.200.1:80 with one endpoint each: a (the smaller id) wins.
+  assert.match(
+    fullTableText(live),
+    /198\.18\.200\.1 \. tcp \. 80 \. 65536 : 198\.18\.1\.1 \. 8080/,
+  );
+  assert.doesNotMatch(fullTableText(live), /198\.18\.200\.1 \. tcp \. 80 \. 65536 : 198\.18\.1\.2/);
+  // c (chained, for its affinity) is in the verdict map the services chain reads first; d waits
+  // in its entry set.
+  assert.match(fullTableText(live), /198\.18\.200\.3 \. tcp \. 80 : goto external-\S+\/c\//);
+  r = reconcile(state, [
+    { type: "delete", kind: "Service", namespace: "default", name: "a" },
+    { type: "delete", kind: "Service", namespace: "default", name: "c" },
+  ]);
   const plan = planIncremental(
     live,
     renderFamily(r.state.snapshot, "IPv4", r.changedServicePorts),
     r.changedServicePorts,
   );
   const text = plan.commands.join("\n");
-  assert.match(text, /delete element ip kproxy service-ips \{ 198\.18\.200\.1 \. tcp \. 80 \}/);
+  // b's endpoint takes the key a held, with b's own value.
   assert.match(
     text,
-    /add element ip kproxy service-ips \{ 198\.18\.200\.1 \. tcp \. 80 : goto external-\S+\/b\//,
+    /delete element ip kproxy cluster-endpoints \{ 198\.18\.200\.1 \. tcp \. 80 \. 65536 \}/,
   );
-  // The hairpin pair is still claimed by b: it stays.
-  assert.doesNotMatch(text, /hairpin/);
-  assert.match(text, /delete chain ip kproxy service-\S+\/a\//);
+  assert.match(
+    text,
+    /add element ip kproxy cluster-endpoints \{ 198\.18\.200\.1 \. tcp \. 80 \. 65536 : 198\.18\.1\.2 \. 8080 \}/,
+  );
+  // The entry is still claimed by b: it stays; a's hairpin pair goes, b's stays.
+  assert.doesNotMatch(text, /external-cluster-services \{ 198\.18\.200\.1 /);
+  assert.match(text, /delete element ip kproxy hairpin-endpoints \{ 198\.18\.1\.1 /);
+  assert.doesNotMatch(text, /hairpin-endpoints \{ 198\.18\.1\.2 /);
+  // c's element and chains go, which leaves the address to d (already in its entry set).
+  assert.match(text, /delete element ip kproxy service-ips \{ 198\.18\.200\.3 \. tcp \. 80 \}/);
+  assert.doesNotMatch(text, /external-cluster-services/);
+  assert.match(text, /delete chain ip kproxy service-\S+\/c\//);
   plan.commit();
   assert.equal(
     sorted(fullTableText(live)),
