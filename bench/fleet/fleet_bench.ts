@@ -172,6 +172,17 @@ async function auditSettled(): Promise<void> {
   await sleep(2_500);
 }
 
+/**
+ * The API server's own cost of a graceful restart with no fleet connected, from the stop until
+ * it is ready and 3 s more: what a storm's CPU is compared with.
+ */
+export async function baselineRestart(fc: FleetCluster): Promise<ProcessWindow> {
+  await fc.apiServer.cut();
+  await fc.cluster.restartApiServer();
+  await sleep(3_000);
+  return await fc.apiServer.cut();
+}
+
 /** Runs one implementation's phase on a fresh fleet; always removes the fleet. */
 export async function runFleetPhase(
   fc: FleetCluster,

@@ -5,9 +5,10 @@
  * under `flock /work/.bench.lock` on a shared machine.
  *
  * ```sh
- * deno run -A bench/fleet/main.ts [--sizes 1000,10000] [--nodes 30,15] [--impls kproxy,kube-proxy]
- *   [--upstream-nodes 30,8] [--probe-nodes 3] [--changes 20] [--storms restart,compact]
+ * deno run -A bench/fleet/main.ts [--sizes 1000,10000] [--nodes 30,30] [--impls kproxy,kube-proxy]
+ *   [--upstream-nodes 30,15] [--probe-nodes 3] [--changes 20] [--storms restart,compact]
  *   [--drain-nodes 3] [--out bench/results/fleet]
+ * deno run -A bench/fleet/main.ts --rerender bench/results/fleet   # tables and chart again
  * ```
  *
  * `--nodes` and `--upstream-nodes` give the fleet size per cluster size (one value: every size).
@@ -16,7 +17,13 @@
  */
 import { parseArgs } from "node:util";
 import type { ProxyImpl } from "../proxy_process.ts";
-import { type FleetPhaseResult, runFleetPhase, type StormKind } from "./fleet_bench.ts";
+import {
+  baselineRestart,
+  type FleetPhaseResult,
+  runFleetPhase,
+  type StormKind,
+} from "./fleet_bench.ts";
+import type { ProcessWindow } from "./process_sampler.ts";
 import { startTestCluster } from "../../tests/fixtures/apiserver.ts";
 import { type DrainResult, runDrainPhase } from "./drain_phase.ts";
 import { startFleetCluster } from "./lab.ts";
@@ -56,21 +63,30 @@ async function main(): Promise<void> {
     args: Deno.args,
     options: {
       sizes: { type: "string", default: "1000,10000" },
-      nodes: { type: "string", default: "30,15" },
-      "upstream-nodes": { type: "string" },
+      nodes: { type: "string", default: "30,30" },
+      "upstream-nodes": { type: "string", default: "30,15" },
       impls: { type: "string", default: "kproxy,kube-proxy" },
       "probe-nodes": { type: "string", default: "3" },
       changes: { type: "string", default: "20" },
       storms: { type: "string", default: "restart,compact" },
-      "start-timeout": { type: "string", default: "900" },
-      "storm-timeout": { type: "string", default: "300" },
+      "start-timeout": { type: "string", default: "2400" },
+      "storm-timeout": { type: "string", default: "600" },
       "drain-nodes": { type: "string", default: "3" },
       out: { type: "string", default: "bench/results/fleet" },
+      rerender: { type: "string" },
     },
   });
+  if (values.rerender !== undefined) {
+    // Tables and chart again from a run's raw results (after a change to the report).
+    const dir = values.rerender;
+    const run = JSON.parse(await Deno.readTextFile(`${dir}/results.json`)) as FleetRun;
+    await writeFleetResults(dir, { ...run, drains: run.drains ?? [] });
+    progress(`rewrote ${dir}/results.md and chart.svg`);
+    return;
+  }
   const sizes = numbers(values.sizes);
   const nodes = numbers(values.nodes);
-  const upstreamNodes = numbers(values["upstream-nodes"] ?? values.nodes);
+  const upstreamNodes = numbers(values["upstream-nodes"]);
   const impls = values.impls.split(",").map((s) => s.trim()) as ProxyImpl[];
   const storms = values.storms.split(",").map((s) => s.trim()).filter((s) =>
     s !== ""
@@ -83,8 +99,10 @@ async function main(): Promise<void> {
     startedAt: new Date().toISOString(),
     loadBefore: await loadAverage(),
     loadAfter: "",
-    commit: await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"] }).output()
-      .then((o) => new TextDecoder().decode(o.stdout).trim()).catch(() => "?"),
+    // KPROXY_COMMIT names the commit when the run is from an exported tree (no .git).
+    commit: Deno.env.get("KPROXY_COMMIT") ??
+      await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"] }).output()
+        .then((o) => new TextDecoder().decode(o.stdout).trim() || "?").catch(() => "?"),
     sizes: [],
     drains: [],
   };
@@ -93,12 +111,21 @@ async function main(): Promise<void> {
     progress(`=== ${services} services, up to ${n} nodes (load ${await loadAverage()})`);
     const fc = await startFleetCluster({ services, nodes: n, log: progress });
     const phases: FleetPhaseResult[] = [];
-    const result: FleetSizeResult = { services, load: await loadAverage(), phases };
+    const result: FleetSizeResult & { baseline: ProcessWindow | null } = {
+      services,
+      load: await loadAverage(),
+      baseline: null,
+      phases,
+    };
     run.sizes.push(result);
     try {
       progress(
         `created ${fc.creation.objects} objects in ${(fc.creation.ms / 1000).toFixed(0)} s`,
       );
+      if (storms.length > 0) {
+        result.baseline = await baselineRestart(fc);
+        progress(`API server restart alone: ${result.baseline.cpuSeconds.toFixed(1)} s CPU`);
+      }
       for (const impl of impls) {
         const fleetNodes = impl === "kproxy" ? pick(nodes, si) : pick(upstreamNodes, si);
         if (fleetNodes === 0) continue;

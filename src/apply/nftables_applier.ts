@@ -54,6 +54,8 @@ export interface NftablesApplierOptions {
   readonly netlink?: boolean;
 }
 const NFT_TIMEOUT_MS = 120_000;
+/** Each this many characters of script add 1 ms to the timeout (a 10k-service load: +5 min). */
+const NFT_TIMEOUT_CHARS_PER_MS = 50;
 
 /** The kind of transaction a sync sends. */
 export type NftablesSyncKind = "scratch" | "flush" | "partial";
@@ -188,7 +190,9 @@ export class NftablesApplier implements Applier {
     return {
       ...(this.#netns !== undefined ? { netns: this.#netns } : {}),
       ...(stdin !== undefined ? { stdin } : {}),
-      timeoutMs: NFT_TIMEOUT_MS,
+      // A big load on a busy machine is slow, not stuck: killing it throws the work away and
+      // the retry costs as much again (30 nodes' first loads at 10k services on 2 cores did).
+      timeoutMs: NFT_TIMEOUT_MS + Math.ceil((stdin?.length ?? 0) / NFT_TIMEOUT_CHARS_PER_MS),
     };
   }
 

@@ -123,22 +123,49 @@ export function fetchTransport(kc: KubeConfig): KubeTransport | null {
     async list(path, query, signal): Promise<KubeListPage> {
       const what = `list ${path}`;
       const url = urlOf(kc, path, query);
-      const timeout = AbortSignal.timeout(LIST_TIMEOUT_MS);
-      let res: Response;
+      // An idle limit, not a total one: a big list on a busy API server may take minutes to
+      // arrive, and cutting it off only makes the next attempt cost the server as much again.
+      const idle = new AbortController();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(
+          () => idle.abort(new Error(`no data for ${LIST_TIMEOUT_MS / 1000} s`)),
+          LIST_TIMEOUT_MS,
+        );
+      };
+      arm();
+      let text: string;
       try {
-        res = await request(url, AbortSignal.any([signal, timeout]));
+        const res = await request(url, AbortSignal.any([signal, idle.signal]));
+        if (!res.ok) throw await failure(what, res);
+        const decoder = new TextDecoder();
+        const parts: string[] = [];
+        if (res.body !== null) {
+          for await (const chunk of res.body) {
+            arm();
+            parts.push(decoder.decode(chunk, { stream: true }));
+          }
+        }
+        parts.push(decoder.decode());
+        text = parts.join("");
       } catch (e) {
-        if (timeout.aborted && !signal.aborted) {
-          throw new Error(`Cannot ${what}: no answer in ${LIST_TIMEOUT_MS / 1000} s`);
+        if (idle.signal.aborted && !signal.aborted) {
+          throw new Error(`Cannot ${what}: ${(idle.signal.reason as Error).message}`);
         }
         throw e;
+      } finally {
+        clearTimeout(timer);
       }
-      if (!res.ok) throw await failure(what, res);
       let body: Record<string, unknown> | null;
       try {
-        body = asRecord(await res.json());
-      } catch {
-        throw new Error(`Cannot ${what}: the response is not JSON`);
+        body = asRecord(JSON.parse(text));
+      } catch (e) {
+        throw new Error(
+          `Cannot ${what}: the response is not JSON (${text.length} characters: ${
+            e instanceof Error ? e.message : e
+          })`,
+        );
       }
       const items = body?.["items"];
       const meta = asRecord(body?.["metadata"]);
