@@ -7,7 +7,7 @@
  * ```sh
  * deno run -A bench/fleet/main.ts [--sizes 1000,10000] [--nodes 30,30] [--impls kproxy,kube-proxy]
  *   [--upstream-nodes 30,15] [--probe-nodes 3] [--changes 20] [--storms restart,compact]
- *   [--drain-nodes 3] [--out bench/results/fleet]
+ *   [--drain-nodes 3] [--request-repeats 5] [--out bench/results/fleet]
  * deno run -A bench/fleet/main.ts --rerender bench/results/fleet   # tables and chart again
  * ```
  *
@@ -24,6 +24,7 @@ import {
   type StormKind,
 } from "./fleet_bench.ts";
 import type { ProcessWindow } from "./process_sampler.ts";
+import { measureRequestCosts, type RequestCost } from "./request_costs.ts";
 import { startTestCluster } from "../../tests/fixtures/apiserver.ts";
 import { type DrainResult, runDrainPhase } from "./drain_phase.ts";
 import { startFleetCluster } from "./lab.ts";
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
       "start-timeout": { type: "string", default: "2400" },
       "storm-timeout": { type: "string", default: "600" },
       "drain-nodes": { type: "string", default: "3" },
+      "request-repeats": { type: "string", default: "5" },
       out: { type: "string", default: "bench/results/fleet" },
       rerender: { type: "string" },
     },
@@ -111,9 +113,13 @@ async function main(): Promise<void> {
     progress(`=== ${services} services, up to ${n} nodes (load ${await loadAverage()})`);
     const fc = await startFleetCluster({ services, nodes: n, log: progress });
     const phases: FleetPhaseResult[] = [];
-    const result: FleetSizeResult & { baseline: ProcessWindow | null } = {
+    const result: FleetSizeResult & {
+      baseline: ProcessWindow | null;
+      requestCosts: RequestCost[] | null;
+    } = {
       services,
       load: await loadAverage(),
+      requestCosts: null,
       baseline: null,
       phases,
     };
@@ -122,6 +128,11 @@ async function main(): Promise<void> {
       progress(
         `created ${fc.creation.objects} objects in ${(fc.creation.ms / 1000).toFixed(0)} s`,
       );
+      const repeats = Number(values["request-repeats"]);
+      if (repeats > 0) {
+        result.requestCosts = await measureRequestCosts(fc.cluster, repeats);
+        progress(`measured ${result.requestCosts.length} ways of fetching the collections`);
+      }
       if (storms.length > 0) {
         result.baseline = await baselineRestart(fc);
         progress(`API server restart alone: ${result.baseline.cpuSeconds.toFixed(1)} s CPU`);

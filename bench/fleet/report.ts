@@ -7,6 +7,7 @@
 import { formatMs } from "../stats.ts";
 import type { DrainResult } from "./drain_phase.ts";
 import type { ProcessWindow } from "./process_sampler.ts";
+import type { RequestCost } from "./request_costs.ts";
 import { type FleetPhaseResult, formatBytes, perNodeSummary } from "./fleet_bench.ts";
 
 /** One cluster size's phases. */
@@ -15,6 +16,8 @@ export interface FleetSizeResult {
   readonly services: number;
   /** `uptime` load average when the size started. */
   readonly load: string;
+  /** Bytes and API server CPU of each way of fetching the collections. */
+  readonly requestCosts?: readonly RequestCost[] | null;
   /** The API server restarted with no fleet connected (what a storm is compared with). */
   readonly baseline?: ProcessWindow | null;
   /** One per implementation. */
@@ -47,6 +50,31 @@ function seconds(s: number | null | undefined, digits = 1): string {
 
 function count(n: number | null | undefined, digits = 0): string {
   return n === null || n === undefined || !Number.isFinite(n) ? "—" : n.toFixed(digits);
+}
+
+/** Each way of fetching Services and EndpointSlices: bytes and API server CPU per request. */
+export function requestCostTable(sizes: readonly FleetSizeResult[]): string {
+  const rows = [
+    "| services | how | Services: bytes · API server CPU | EndpointSlices: bytes · API server CPU | both: bytes · CPU |",
+    "| -------- | --- | -------------------------------- | -------------------------------------- | ----------------- |",
+  ];
+  for (const size of sizes) {
+    const costs = size.requestCosts ?? [];
+    const ways = [...new Set(costs.map((c) => c.how))];
+    for (const how of ways) {
+      const svc = costs.find((c) => c.how === how && c.kind === "Service");
+      const eps = costs.find((c) => c.how === how && c.kind === "EndpointSlice");
+      if (svc === undefined || eps === undefined) continue;
+      rows.push(
+        `| ${sizeLabel(size.services)} | ${how} | ${formatBytes(svc.bytes)} · ${
+          seconds(svc.cpuSeconds, 3)
+        } | ${formatBytes(eps.bytes)} · ${seconds(eps.cpuSeconds, 3)} | ${
+          formatBytes(svc.bytes + eps.bytes)
+        } · ${seconds(svc.cpuSeconds + eps.cpuSeconds, 3)} |`,
+      );
+    }
+  }
+  return rows.join("\n");
 }
 
 /** The per-node start figures: one row per implementation and size. */
@@ -320,6 +348,14 @@ export function fleetMarkdown(run: FleetRun): string {
           : `${d.report.failures.length} failed connections`
       } (target 0)`
     ),
+    "",
+    "## What the API server pays for one initial sync, by request",
+    "",
+    "Each way of fetching the Services and EndpointSlices (kube-proxy's label selector), measured",
+    "with curl against the same API server before the fleets start; watch-lists are never",
+    "compressed, and the API server encodes them per watcher.",
+    "",
+    requestCostTable(run.sizes),
     "",
     "## Fleet start",
     "",

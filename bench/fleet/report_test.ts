@@ -2,7 +2,13 @@
 import assert from "node:assert/strict";
 import { emptyTally } from "./audit.ts";
 import type { FleetPhaseResult, NodeFigures } from "./fleet_bench.ts";
-import { fleetChart, fleetMarkdown, type FleetRun, targetLines } from "./report.ts";
+import {
+  fleetChart,
+  fleetMarkdown,
+  type FleetRun,
+  requestCostTable,
+  targetLines,
+} from "./report.ts";
 
 function node(name: string, down: number): NodeFigures {
   return {
@@ -88,4 +94,25 @@ Deno.test("fleet report: every table has a row per phase, the chart a bar per ph
   const svg = fleetChart(RUN.sizes);
   assert.equal((svg.match(/<rect x=/g) ?? []).length, 6, "3 panels × 2 implementations");
   assert.match(svg, /^<svg/);
+});
+
+Deno.test("fleet report: request costs add up Services and EndpointSlices per way", () => {
+  const table = requestCostTable([{
+    services: 10000,
+    load: "1 1 1",
+    phases: [],
+    requestCosts: [
+      { kind: "Service", how: "JSON list, gzip (kproxy)", bytes: 814_626, cpuSeconds: 0.29 },
+      {
+        kind: "EndpointSlice",
+        how: "JSON list, gzip (kproxy)",
+        bytes: 2_003_855,
+        cpuSeconds: 0.52,
+      },
+    ],
+  }]);
+  assert.match(
+    table,
+    /\| 10k \| JSON list, gzip \(kproxy\) \| 795\.5 KiB · 0\.290 s \| 1\.91 MiB · 0\.520 s \| 2\.69 MiB · 0\.810 s \|/,
+  );
 });
