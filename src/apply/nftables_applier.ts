@@ -121,6 +121,8 @@ export class NftablesApplier implements Applier {
   /** The netlink socket of the fast path: undefined until first used, null when unavailable. */
   #socket: NftablesSocket | null | undefined;
   #lastTransport: NftablesTransport | null = null;
+  /** Rules in the live tables (kept up to date by each sync, never counted afresh after one). */
+  #ruleCount = 0;
 
   /** Makes an applier; nothing runs until the first sync. */
   constructor(options: NftablesApplierOptions = {}) {
@@ -172,7 +174,9 @@ export class NftablesApplier implements Applier {
       return false;
     }
     if (compiled.messages.length === 0) return true;
-    await socket.commit(compiled.messages, (i) => `"${compiled.commands[i] ?? "?"}"`);
+    await socket.commit(compiled.messages, (i) => `"${compiled.commands[i] ?? "?"}"`, {
+      quick: !compiled.validates,
+    });
     return true;
   }
 
@@ -222,7 +226,10 @@ export class NftablesApplier implements Applier {
       kind = "partial";
       lines = plans.flatMap((p) => p.commands);
       next = live;
-      commit = () => plans.forEach((p) => p.commit());
+      commit = () => {
+        plans.forEach((p) => p.commit());
+        this.#ruleCount += plans.reduce((n, p) => n + p.ruleDelta, 0);
+      };
     } else {
       next = this.#families.map((f) => renderFamily(snapshot, f));
       const keep = live !== null && next.every((n, i) => n.fixedKey === live[i]?.fixedKey);
@@ -230,6 +237,7 @@ export class NftablesApplier implements Applier {
       lines = next.flatMap((n, i) => fullTransaction(n, keep ? live[i] ?? null : null));
       commit = () => {
         this.#live = next;
+        this.#ruleCount = next.reduce((n, t) => n + ruleCount(t), 0);
       };
     }
 
@@ -261,6 +269,8 @@ export class NftablesApplier implements Applier {
     commit();
     this.#lastKind = kind;
     this.#lastTransport = transport;
+    // Open the fast path's socket now, not on the first change (setns, libc): nothing waits yet.
+    if (kind !== "partial") this.#netlink();
     const prev = this.#lastSnapshot;
     this.#lastSnapshot = snapshot;
 
@@ -277,11 +287,10 @@ export class NftablesApplier implements Applier {
         { log: this.#log },
       )
       : [];
-    const rules = (this.#live ?? []).reduce((n, t) => n + ruleCount(t), 0);
     return {
       full: kind !== "partial",
       linesSent,
-      ruleCount: rules,
+      ruleCount: this.#ruleCount,
       conntrackCleared: conntrack.reduce((n, r) => n + r.deleted, 0),
       conntrack,
     };

@@ -2,8 +2,10 @@
  * The reconciler: a pure handler `(state, batch of events) → next state + what changed`.
  *
  * The state holds the validated objects and the snapshot built from them. Each batch recomputes
- * only the services its events touch (a one-object change costs O(that object) plus a cheap
- * reference merge), so any sync can be replayed from its inputs and nothing is hidden.
+ * only the services its events touch, and its cost follows the change, not the cluster: the
+ * objects live in persistent maps (a new version shares all it did not touch), the sorted service
+ * port list is patched by binary search (one memcpy), and the snapshot hash combines the ports'
+ * hashes with a sum that is updated, not recomputed. Any sync can be replayed from its inputs.
  */
 import { SERVICE_NAME_LABEL } from "../model/endpoint_slice.ts";
 import type { EndpointSlice } from "../model/endpoint_slice.ts";
@@ -14,6 +16,7 @@ import type { Service } from "../model/service.ts";
 import { deepFreeze } from "./deep_freeze.ts";
 import { canonicalJSON, contentHash } from "./hash.ts";
 import { buildServicePorts, type NodeContext, serviceKey } from "./service_ports.ts";
+import { type MapEditor, PersistentMap } from "./persistent_map.ts";
 import type {
   IPFamily,
   NodePortIPs,
@@ -69,6 +72,8 @@ export interface ProxyState {
   readonly entries: ReadonlyMap<string, readonly ServicePortSnapshot[]>;
   /** The snapshot built from all of the above. */
   readonly snapshot: ProxySnapshot;
+  /** Sum (mod 2^128) of the service ports' hashes: the snapshot hash's part for them. */
+  readonly portsDigest: bigint;
 }
 
 /** What one reconcile step produced. */
@@ -187,13 +192,25 @@ function compareIds(a: ServicePortSnapshot, b: ServicePortSnapshot): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
+const DIGEST_MASK = (1n << 128n) - 1n;
+
+/** A service port's hash as a number, for the snapshot digest. */
+function hashValue(e: ServicePortSnapshot): bigint {
+  return BigInt(`0x${e.hash}`);
+}
+
 function assembleSnapshot(
   node: NodeSnapshot,
   options: ProxyOptions,
   servicePorts: readonly ServicePortSnapshot[],
+  portsDigest: bigint,
 ): ProxySnapshot {
   const header = canonicalJSON({ version: 1, node, options });
-  const hash = contentHash(header + "\n" + servicePorts.map((e) => e.hash).join("\n"));
+  // The ports enter as a count and the sum of their (content, id-including) hashes: equal
+  // snapshots get equal hashes, and one changed port updates the sum without a pass over all.
+  const hash = contentHash(
+    `${header}\n${servicePorts.length}\n${portsDigest.toString(16).padStart(32, "0")}`,
+  );
   return deepFreeze({
     version: 1 as const,
     hash,
@@ -208,64 +225,114 @@ export function initialProxyState(settings: SnapshotSettings): ProxyState {
   const node = nodeSnapshotOf(null, settings);
   return {
     settings,
-    services: new Map(),
-    slices: new Map(),
-    slicesByService: new Map(),
+    services: PersistentMap.empty(),
+    slices: PersistentMap.empty(),
+    slicesByService: PersistentMap.empty(),
     node: null,
-    entries: new Map(),
-    snapshot: assembleSnapshot(node, optionsOf(settings), []),
+    entries: PersistentMap.empty(),
+    snapshot: assembleSnapshot(node, optionsOf(settings), [], 0n),
+    portsDigest: 0n,
   };
+}
+
+/** Index of the first port whose id is not below `id` (binary search). */
+function lowerBound(list: readonly ServicePortSnapshot[], id: string): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((list[mid] as ServicePortSnapshot).id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** `prev` without the ports of `removed` and with `added` (sorted by id), patched in place. */
+function patchPorts(
+  prev: readonly ServicePortSnapshot[],
+  removed: ReadonlySet<string>,
+  added: readonly ServicePortSnapshot[],
+): ServicePortSnapshot[] {
+  // Few changes: one copy of the array, then splices where they go. Many: one merge pass.
+  if (removed.size + added.length > 64) {
+    const kept = prev.filter((e) => !removed.has(e.id));
+    const merged: ServicePortSnapshot[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < kept.length || j < added.length) {
+      const a = kept[i];
+      const b = added[j];
+      if (b === undefined || (a !== undefined && compareIds(a, b) < 0)) {
+        merged.push(a as ServicePortSnapshot);
+        i++;
+      } else {
+        merged.push(b);
+        j++;
+      }
+    }
+    return merged;
+  }
+  const out = prev.slice();
+  for (const id of removed) {
+    const at = lowerBound(out, id);
+    if (out[at]?.id === id) out.splice(at, 1);
+  }
+  for (const e of added) out.splice(lowerBound(out, e.id), 0, e);
+  return out;
 }
 
 /** Applies a batch of events and rebuilds what they touched. */
 export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): ReconcileResult {
-  let services = state.services as Map<string, Service>;
-  let slices = state.slices as Map<string, EndpointSlice>;
-  let slicesByService = state.slicesByService as Map<string, ReadonlySet<string>>;
+  let servicesBase = state.services as PersistentMap<Service>;
+  let slicesBase = state.slices as PersistentMap<EndpointSlice>;
+  let byServiceBase = state.slicesByService as PersistentMap<ReadonlySet<string>>;
+  let services: MapEditor<Service> | null = null;
+  let slices: MapEditor<EndpointSlice> | null = null;
+  let slicesByService: MapEditor<ReadonlySet<string>> | null = null;
   let node = state.node;
   let settings = state.settings;
-  let copied = false;
   const dirty = new Set<string>();
   let everything = false;
 
-  const copy = () => {
-    if (copied) return;
-    services = new Map(services);
-    slices = new Map(slices);
-    slicesByService = new Map(slicesByService);
-    copied = true;
+  const edit = () => {
+    if (services === null) services = servicesBase.edit();
+    if (slices === null) slices = slicesBase.edit();
+    if (slicesByService === null) slicesByService = byServiceBase.edit();
+    return { services, slices, slicesByService };
   };
   const unindexSlice = (key: string, slice: EndpointSlice) => {
     const svc = sliceServiceKey(slice);
     if (svc === null) return;
     dirty.add(svc);
-    const set = new Set(slicesByService.get(svc) ?? []);
+    const m = edit().slicesByService;
+    const set = new Set(m.get(svc) ?? []);
     set.delete(key);
-    if (set.size === 0) slicesByService.delete(svc);
-    else slicesByService.set(svc, set);
+    if (set.size === 0) m.delete(svc);
+    else m.set(svc, set);
   };
   const indexSlice = (key: string, slice: EndpointSlice) => {
     const svc = sliceServiceKey(slice);
     if (svc === null) return;
     dirty.add(svc);
-    slicesByService.set(svc, new Set([...(slicesByService.get(svc) ?? []), key]));
+    const m = edit().slicesByService;
+    m.set(svc, new Set([...(m.get(svc) ?? []), key]));
   };
   const upsert = (obj: KubeObject) => {
     if (obj.kind === "Node") {
       if (obj.object.metadata.name === settings.nodeName) node = obj.object;
       return;
     }
-    copy();
+    const e = edit();
     const meta = obj.object.metadata;
     const key = serviceKey(meta.namespace ?? "default", meta.name);
     if (obj.kind === "Service") {
-      services.set(key, obj.object);
+      e.services.set(key, obj.object);
       dirty.add(key);
       return;
     }
-    const old = slices.get(key);
+    const old = e.slices.get(key);
     if (old !== undefined) unindexSlice(key, old);
-    slices.set(key, obj.object);
+    e.slices.set(key, obj.object);
     indexSlice(key, obj.object);
   };
 
@@ -279,26 +346,29 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
         // keep what it said — its addresses still carry NodePorts and health checks until the
         // node is switched off, as upstream, whose NodeManager keeps the last Node it saw.
         if (event.kind === "Node") break;
-        copy();
+        const e = edit();
         const key = serviceKey(event.namespace ?? "default", event.name);
         if (event.kind === "Service") {
-          if (services.delete(key)) dirty.add(key);
+          if (e.services.delete(key)) dirty.add(key);
         } else {
-          const old = slices.get(key);
+          const old = e.slices.get(key);
           if (old !== undefined) {
-            slices.delete(key);
+            e.slices.delete(key);
             unindexSlice(key, old);
           }
         }
         break;
       }
       case "replace": {
-        for (const key of services.keys()) dirty.add(key);
-        for (const key of slicesByService.keys()) dirty.add(key);
-        services = new Map();
-        slices = new Map();
-        slicesByService = new Map();
-        copied = true;
+        const e = edit();
+        for (const key of e.services.keys()) dirty.add(key);
+        for (const key of e.slicesByService.keys()) dirty.add(key);
+        servicesBase = PersistentMap.empty();
+        slicesBase = PersistentMap.empty();
+        byServiceBase = PersistentMap.empty();
+        services = servicesBase.edit();
+        slices = slicesBase.edit();
+        slicesByService = byServiceBase.edit();
         let sawNode = false;
         for (const obj of event.objects) {
           if (obj.kind === "Node" && obj.object.metadata.name === settings.nodeName) sawNode = true;
@@ -315,6 +385,12 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
     }
   }
 
+  const finalServices = services === null ? servicesBase : (services as MapEditor<Service>).done();
+  const finalSlices = slices === null ? slicesBase : (slices as MapEditor<EndpointSlice>).done();
+  const finalByService = slicesByService === null
+    ? byServiceBase
+    : (slicesByService as MapEditor<ReadonlySet<string>>).done();
+
   const nodeSnap = nodeSnapshotOf(node, settings);
   const options = optionsOf(settings);
   const prev = state.snapshot;
@@ -328,66 +404,66 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
     everything = true;
   }
   const ctx: NodeContext = { name: settings.nodeName, zone: nodeSnap.zone };
-  const toBuild = everything ? new Set([...services.keys(), ...state.entries.keys()]) : dirty;
+  const toBuild = everything ? new Set([...finalServices.keys(), ...state.entries.keys()]) : dirty;
 
-  const entries = toBuild.size > 0
-    ? new Map(state.entries)
-    : state.entries as Map<string, readonly ServicePortSnapshot[]>;
+  const oldEntries = state.entries as PersistentMap<readonly ServicePortSnapshot[]>;
+  const entries = toBuild.size > 0 ? oldEntries.edit() : null;
   const changed: string[] = [];
   const removedIds = new Set<string>();
   const added: ServicePortSnapshot[] = [];
+  let digest = state.portsDigest;
   for (const key of toBuild) {
-    const svc = services.get(key);
-    const before = state.entries.get(key) ?? [];
+    const svc = finalServices.get(key);
+    const before = oldEntries.get(key) ?? [];
     let after: readonly ServicePortSnapshot[] = [];
     if (svc !== undefined) {
       const sliceList: EndpointSlice[] = [];
-      for (const sk of slicesByService.get(key) ?? []) {
-        const s = slices.get(sk);
+      for (const sk of finalByService.get(key) ?? []) {
+        const s = finalSlices.get(sk);
         if (s !== undefined) sliceList.push(s);
       }
       after = Object.freeze(buildServicePorts(svc, sliceList, ctx));
     }
-    if (after.length === 0) entries.delete(key);
-    else entries.set(key, after);
+    if (after.length === 0) entries?.delete(key);
+    else entries?.set(key, after);
     const beforeById = new Map(before.map((e) => [e.id, e.hash]));
     const afterIds = new Set(after.map((e) => e.id));
     for (const e of after) if (beforeById.get(e.id) !== e.hash) changed.push(e.id);
     for (const e of before) if (!afterIds.has(e.id)) changed.push(e.id);
-    for (const e of before) removedIds.add(e.id);
+    for (const e of before) {
+      removedIds.add(e.id);
+      digest -= hashValue(e);
+    }
+    for (const e of after) digest += hashValue(e);
     added.push(...after);
   }
+  digest &= DIGEST_MASK;
 
   let snapshot = prev;
   if (changed.length > 0 || headerChanged) {
     let servicePorts: readonly ServicePortSnapshot[] = prev.servicePorts;
     if (toBuild.size > 0) {
-      const kept = prev.servicePorts.filter((e) => !removedIds.has(e.id));
       added.sort(compareIds);
-      const merged: ServicePortSnapshot[] = [];
-      let i = 0;
-      let j = 0;
-      while (i < kept.length || j < added.length) {
-        const a = kept[i];
-        const b = added[j];
-        if (b === undefined || (a !== undefined && compareIds(a, b) < 0)) {
-          merged.push(a as ServicePortSnapshot);
-          i++;
-        } else {
-          merged.push(b);
-          j++;
-        }
-      }
-      servicePorts = merged;
+      servicePorts = patchPorts(prev.servicePorts, removedIds, added);
     }
     snapshot = assembleSnapshot(
       headerChanged ? nodeSnap : prev.node,
       headerChanged ? options : prev.options,
       servicePorts,
+      digest,
     );
-  }
+  } else digest = state.portsDigest;
   return {
-    state: { settings, services, slices, slicesByService, node, entries, snapshot },
+    state: {
+      settings,
+      services: finalServices,
+      slices: finalSlices,
+      slicesByService: finalByService,
+      node,
+      entries: entries === null ? oldEntries : entries.done(),
+      snapshot,
+      portsDigest: digest,
+    },
     changedServicePorts: changed.sort(),
     nodeOrOptionsChanged: rulesHeaderChanged,
     nodeChanged,

@@ -41,6 +41,11 @@ export interface CompiledScript {
   readonly messages: readonly NftMessage[];
   /** For each message, the command it came from (for error messages). */
   readonly commands: readonly string[];
+  /**
+   * True when the kernel may validate the whole table at commit: a chain, rule or set changes,
+   * or an element jumps to a chain. False: elements only, committed in microseconds.
+   */
+  readonly validates: boolean;
 }
 
 const COMMAND = /^(add|delete|flush) (element|chain|rule|set|map) (ip6?) (\S+) (\S+)(?: (.*))?$/;
@@ -49,6 +54,7 @@ const COMMAND = /^(add|delete|flush) (element|chain|rule|set|map) (ip6?) (\S+) (
 export function compileScript(lines: readonly string[], ctx: ScriptContext): CompiledScript {
   const messages: NftMessage[] = [];
   const commands: string[] = [];
+  let validates = false;
   const added = new Map<string, SetType>();
   let setId = ctx.firstSetId ?? 1;
   const nextSetId = () => setId++;
@@ -81,6 +87,7 @@ export function compileScript(lines: readonly string[], ctx: ScriptContext): Com
     const family = tableFamily === "ip" ? NFPROTO.IPV4 : NFPROTO.IPV6;
     const ref = { family, table, chain: name };
     const body = rest === undefined ? null : /^\{ (.*) \}$/.exec(rest)?.[1] ?? null;
+    if (object !== "element") validates = true;
     if (object === "chain" && rest === undefined) {
       if (verb === "add") push(newChain(ref), line);
       else if (verb === "flush") push(flushChain(ref), line);
@@ -143,16 +150,19 @@ export function compileScript(lines: readonly string[], ctx: ScriptContext): Com
           return { key: encodeFields(t.key, keyText) };
         }
         if (valueText === null) throw new UnsupportedNftText(`a map element without a value`);
-        return t.data === "verdict"
-          ? { key: encodeFields(t.key, keyText), verdict: parseVerdict(valueText) }
-          : { key: encodeFields(t.key, keyText), data: encodeFields(t.data, valueText) };
+        if (t.data === "verdict") {
+          const verdict = parseVerdict(valueText);
+          if (verdict.chain !== undefined) validates = true;
+          return { key: encodeFields(t.key, keyText), verdict };
+        }
+        return { key: encodeFields(t.key, keyText), data: encodeFields(t.data, valueText) };
       });
       push(verb === "add" ? addElements(setRef, elements) : deleteElements(setRef, elements), line);
     } else {
       throw new UnsupportedNftText(`the command "${line}"`);
     }
   }
-  return { messages, commands };
+  return { messages, commands, validates };
 }
 
 /** `a, b, c` → elements (kproxy's keys and values never contain a comma). */

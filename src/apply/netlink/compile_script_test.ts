@@ -79,3 +79,24 @@ Deno.test("compile: text outside kproxy's vocabulary is refused, never guessed",
     assert.throws(() => compileScript([line], { setDeclaration }), UnsupportedNftText, line);
   }
 });
+
+Deno.test("compile: only element changes without jumps are quick (nothing to validate)", () => {
+  const quick = (line: string) => !compileScript([line], { setDeclaration }).validates;
+  assert.equal(quick("add element ip kproxy cluster-ips { 198.18.128.10 }"), true);
+  assert.equal(
+    quick(
+      "add element ip kproxy cluster-endpoints { 198.18.128.10 . tcp . 80 . 65536 : 198.18.1.10 . 8080 }",
+    ),
+    true,
+  );
+  assert.equal(
+    quick("add element ip kproxy no-endpoint-services { 198.18.200.11 . tcp . 443 : drop }"),
+    true,
+  );
+  assert.equal(
+    quick("add element ip kproxy service-ips { 198.18.128.10 . tcp . 80 : goto service-x }"),
+    false,
+  );
+  assert.equal(quick("add rule ip kproxy service-x drop"), false);
+  assert.equal(quick("flush chain ip kproxy service-x"), false);
+});

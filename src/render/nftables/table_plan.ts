@@ -44,6 +44,8 @@ export interface FamilyTable {
 export interface IncrementalPlan {
   /** nft commands, one per line. */
   readonly commands: readonly string[];
+  /** How many rules the table gains (negative: loses) once the plan is live. */
+  readonly ruleDelta: number;
   /** Updates the table memory to the new state (call only after the commands succeeded). */
   commit(): void;
 }
@@ -328,6 +330,11 @@ export function planIncremental(
     }
   }
 
+  let ruleDelta = 0;
+  for (const { before, after } of updates) {
+    for (const c of before?.chains ?? []) ruleDelta -= c.rules.length;
+    for (const c of after?.chains ?? []) ruleDelta += c.rules.length;
+  }
   const commands = [
     ...deleteElements,
     ...flushChains,
@@ -338,6 +345,7 @@ export function planIncremental(
   ];
   return {
     commands,
+    ruleDelta,
     commit() {
       for (const u of updates) {
         if (u.before !== null) removeClaims(live.claims, u.id, u.before.elements);

@@ -12,7 +12,7 @@ import {
   syntheticService,
   syntheticState,
 } from "./_fixtures.ts";
-import { fullTableText, planIncremental, renderFamily } from "./table_plan.ts";
+import { fullTableText, planIncremental, renderFamily, ruleCount } from "./table_plan.ts";
 
 const HTTP = { name: "http", protocol: "TCP", port: 80 };
 const HTTP_TARGET = { name: "http", protocol: "TCP", port: 8080 };
@@ -101,7 +101,10 @@ Deno.test("an element claimed by two services moves to the other when its winner
   assert.match(text, /delete element ip kproxy service-ips \{ 198\.18\.200\.3 \. tcp \. 80 \}/);
   assert.doesNotMatch(text, /external-cluster-services/);
   assert.match(text, /delete chain ip kproxy service-\S+\/c\//);
+  const rulesBefore = ruleCount(live);
+  assert.ok(plan.ruleDelta < 0, "c's chains took rules with them");
   plan.commit();
+  assert.equal(rulesBefore + plan.ruleDelta, ruleCount(renderFamily(r.state.snapshot, "IPv4")));
   assert.equal(
     sorted(fullTableText(live)),
     sorted(fullTableText(renderFamily(r.state.snapshot, "IPv4"))),
