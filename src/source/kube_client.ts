@@ -11,9 +11,22 @@
 import * as http from "node:http";
 import * as https from "node:https";
 import { createGunzip } from "node:zlib";
-import "./kube_node_warnings.ts";
-import { KubeConfig, Watch } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { type KubeTransport, statusError } from "./kube_transport.ts";
+import {
+  type KubeClientConfig,
+  kubeClientConfigNeeds,
+  LiteKubeConfig,
+} from "./kube_client_config.ts";
+
+/**
+ * `@kubernetes/client-node`, loaded on first need only (an auth plugin, TLS verification off, a
+ * proxy): importing it costs ~70 MiB of memory (src/source/kube_client_config.ts).
+ */
+async function clientNode(): Promise<typeof import("@kubernetes/client-node")> {
+  await import("./kube_node_warnings.ts");
+  return await import("@kubernetes/client-node");
+}
 
 /** Where the client configuration comes from. */
 export interface KubeClientOptions {
@@ -35,9 +48,13 @@ function exists(path: string): boolean {
   }
 }
 
-function withServer(kc: KubeConfig, server: string): KubeConfig {
+function withServer(
+  kc: KubeConfig,
+  server: string,
+  KubeConfigClass: new () => KubeConfig,
+): KubeConfig {
   const current = kc.getCurrentCluster();
-  const out = new KubeConfig();
+  const out = new KubeConfigClass();
   out.loadFromOptions({
     // client-node refuses plain http:// unless TLS verification is off (there is no TLS).
     clusters: kc.clusters.map((c) =>
@@ -52,18 +69,29 @@ function withServer(kc: KubeConfig, server: string): KubeConfig {
   return out;
 }
 
+function checkServer(kc: KubeClientConfig): void {
+  const server = kc.getCurrentCluster()?.server ?? "";
+  if (!/^https?:\/\/./.test(server)) {
+    throw new Error(
+      `Cannot use API server URL "${server}": it must start with https:// or http://`,
+    );
+  }
+}
+
 /**
  * Loads the client configuration as kube-proxy does: `--kubeconfig` when given, else the
- * in-cluster service account (token re-read every minute by client-node), else `--master` alone
- * (no credentials); `--master` overrides the server in every case. Throws one clear sentence.
+ * in-cluster service account (token re-read on every request), else `--master` alone (no
+ * credentials); `--master` overrides the server in every case. Throws one clear sentence. Read
+ * without client-node unless the configuration needs it ({@link kubeClientConfigNeeds}).
  */
-export function loadKubeConfig(options: KubeClientOptions): KubeConfig {
+export async function loadKubeConfig(options: KubeClientOptions): Promise<KubeClientConfig> {
   const kubeconfig = options.kubeconfig ?? "";
   const master = options.master ?? "";
-  let kc = new KubeConfig();
+  let kc: LiteKubeConfig;
   if (kubeconfig !== "") {
     try {
-      kc.loadFromFile(kubeconfig);
+      const dir = kubeconfig.includes("/") ? kubeconfig.slice(0, kubeconfig.lastIndexOf("/")) : ".";
+      kc = LiteKubeConfig.fromText(Deno.readTextFileSync(kubeconfig), dir || "/");
     } catch (e) {
       throw new Error(
         `Cannot read kubeconfig ${kubeconfig}: ${e instanceof Error ? e.message : String(e)}`,
@@ -77,9 +105,9 @@ export function loadKubeConfig(options: KubeClientOptions): KubeConfig {
     const host = Deno.env.get("KUBERNETES_SERVICE_HOST") ?? "";
     const port = Deno.env.get("KUBERNETES_SERVICE_PORT") ?? "";
     if (host !== "" && port !== "" && exists(`${root}${SERVICE_ACCOUNT_TOKEN}`)) {
-      kc.loadFromCluster(root);
+      kc = LiteKubeConfig.inCluster(host, port, root);
     } else if (master !== "") {
-      kc.loadFromClusterAndUser({ name: "master", server: master, skipTLSVerify: false }, {
+      kc = new LiteKubeConfig({ name: "master", server: master, skipTLSVerify: false }, {
         name: "anonymous",
       });
     } else {
@@ -89,18 +117,32 @@ export function loadKubeConfig(options: KubeClientOptions): KubeConfig {
       );
     }
   }
-  if (master !== "") kc = withServer(kc, master);
-  const server = kc.getCurrentCluster()?.server ?? "";
-  if (!/^https?:\/\/./.test(server)) {
-    throw new Error(
-      `Cannot use API server URL "${server}": it must start with https:// or http://`,
-    );
-  }
+  if (master !== "") kc = kc.withServer(master);
+  checkServer(kc);
+  if (kubeClientConfigNeeds(kc) === null) return kc;
+  const full = await loadClientNodeConfig(options);
+  checkServer(full);
+  return full;
+}
+
+/** The same configuration loaded by client-node (auth plugins, no TLS verification, proxies). */
+async function loadClientNodeConfig(options: KubeClientOptions): Promise<KubeConfig> {
+  const { KubeConfig: KubeConfigClass } = await clientNode();
+  const kubeconfig = options.kubeconfig ?? "";
+  const master = options.master ?? "";
+  let kc = new KubeConfigClass();
+  if (kubeconfig !== "") kc.loadFromFile(kubeconfig);
+  else if (master !== "") {
+    kc.loadFromClusterAndUser({ name: "master", server: master, skipTLSVerify: false }, {
+      name: "anonymous",
+    });
+  } else kc.loadFromCluster(options.inClusterRoot ?? "");
+  if (master !== "") kc = withServer(kc, master, KubeConfigClass);
   return kc;
 }
 
 /** The API server's URL in a configuration. */
-export function apiServerURL(kc: KubeConfig): string {
+export function apiServerURL(kc: KubeClientConfig): string {
   return kc.getCurrentCluster()?.server ?? "";
 }
 
@@ -181,8 +223,16 @@ function concat(chunks: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The transport over a loaded client configuration. */
-export function kubeTransport(kc: KubeConfig): KubeTransport {
+/**
+ * The `node:https` transport over a configuration client-node loaded (the one that needs it:
+ * TLS verification off, a proxy); loads client-node.
+ */
+export async function kubeTransport(config: KubeClientConfig): Promise<KubeTransport> {
+  if (!("applyToFetchOptions" in config)) {
+    throw new Error("Cannot use the node:https transport without client-node's KubeConfig");
+  }
+  const kc = config as KubeConfig;
+  const { Watch } = await clientNode();
   const watcher = new Watch(kc);
   return {
     async list(path, query, signal) {

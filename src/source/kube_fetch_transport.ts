@@ -9,7 +9,7 @@
  * {@link fetchTransport} returns null for such a configuration and the caller keeps the
  * `node:https` transport.
  */
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeClientConfig as KubeConfig } from "./kube_client_config.ts";
 import { apiServerURL, LIST_TIMEOUT_MS } from "./kube_client.ts";
 import {
   type KubeListPage,

@@ -133,14 +133,13 @@ export class KubernetesSource {
    * Loads the client configuration (throws when it is unusable) and starts listing and watching in
    * the background; resolves at once, before anything is listed — `onSynced` tells when.
    */
-  // deno-lint-ignore require-await
   async start(): Promise<void> {
     if (this.#reflectors.size > 0) return;
     const o = this.#opts;
     const log = o.log ?? (() => {});
     let transport = o.transport;
     if (transport === undefined) {
-      const kc = loadKubeConfig(o);
+      const kc = await loadKubeConfig(o);
       // fetch (one HTTP/2 connection for every list and watch) where it can do what the
       // configuration asks; node:https (a connection per watch) where it cannot.
       const viaFetch = fetchTransport(kc);
@@ -148,7 +147,7 @@ export class KubernetesSource {
         `kubernetes source: API server ${apiServerURL(kc)}, node ${o.nodeName}` +
           (viaFetch === null ? " (node:https: TLS verification off or a proxy)" : ""),
       );
-      transport = viaFetch ?? kubeTransport(kc);
+      transport = viaFetch ?? await kubeTransport(kc);
     }
     const limiter = new RateLimiter({
       qps: o.qps > 0 ? o.qps : 5,
