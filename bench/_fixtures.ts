@@ -48,18 +48,23 @@ export interface BenchFixture {
   readonly state: ProxyState;
 }
 
-const cache = new Map<number, BenchFixture>();
+const cache = new Map<string, BenchFixture>();
 
-/** The fixture for `size` services × 10 endpoints (built once per process). */
-export function benchFixture(size: number): BenchFixture {
-  let f = cache.get(size);
+/** The fixture for `size` services × `endpoints` endpoints (built once per process). */
+export function benchFixture(size: number, endpoints = 10): BenchFixture {
+  let f = cache.get(`${size}x${endpoints}`);
   if (f === undefined) {
-    const cluster = syntheticCluster({ services: size });
+    // Rows with many endpoints per service are about that one thing: plain ClusterIP services.
+    const cluster = syntheticCluster({
+      services: size,
+      endpointsPerService: endpoints,
+      plain: endpoints > 10,
+    });
     const objects = kubeObjectsOf(cluster);
     const state = reconcile(initialProxyState(BENCH_SETTINGS), [{ type: "replace", objects }])
       .state;
     f = { size, cluster, objects, state };
-    cache.set(size, f);
+    cache.set(`${size}x${endpoints}`, f);
   }
   return f;
 }
@@ -69,8 +74,9 @@ export function spreadSlices(cluster: SyntheticCluster, count: number): RawObjec
   const v4 = cluster.slices.filter((s) => s["addressType"] === "IPv4");
   const out: RawObject[] = [];
   const step = v4.length / Math.max(1, count);
-  for (let k = 0; k < count && k < v4.length; k++) {
-    out.push(v4[Math.floor(k * step)] as RawObject);
+  // Fewer slices than changes (one big service): the same slices again, round robin.
+  for (let k = 0; k < count && v4.length > 0; k++) {
+    out.push(v4[Math.floor(k * step) % v4.length] as RawObject);
   }
   return out;
 }

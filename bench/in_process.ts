@@ -42,6 +42,8 @@ export interface BackendRenderResult {
 export interface InProcessResult {
   /** Services. */
   readonly services: number;
+  /** Endpoints per service (default 10). */
+  readonly endpointsPerService?: number;
   /** Service ports in the snapshot. */
   readonly servicePorts: number;
   /** Endpoints generated. */
@@ -86,12 +88,15 @@ function renderIpt(snapshot: ProxySnapshot): string {
   return FAMILIES.map((f) => renderFamilyRestore(snapshot, f).text).join("");
 }
 
-/** Measures everything in-process at `size` services × 10 endpoints. */
+/** Measures everything in-process at `size` services × `endpoints` endpoints (default 10). */
 export function measureInProcess(
   size: number,
   log: (line: string) => void = () => {},
+  endpoints = 10,
 ): InProcessResult {
-  const [cluster, generateMs] = timed(() => syntheticCluster({ services: size }));
+  const [cluster, generateMs] = timed(() =>
+    syntheticCluster({ services: size, endpointsPerService: endpoints, plain: endpoints > 10 })
+  );
   const [objects, validateMs] = timed(() => kubeObjectsOf(cluster));
   log(
     `  ${size}: generated in ${generateMs.toFixed(0)} ms, validated in ${validateMs.toFixed(0)} ms`,
@@ -183,6 +188,7 @@ export function measureInProcess(
   }
   return {
     services: size,
+    endpointsPerService: endpoints,
     servicePorts: snapshot.servicePorts.length,
     endpoints: cluster.mix["endpoints"] ?? 0,
     mix: cluster.mix,

@@ -12,7 +12,7 @@ import type { Applier } from "../src/apply/applier.ts";
 import { IptablesApplier } from "../src/apply/iptables_applier.ts";
 import { NftablesApplier } from "../src/apply/nftables_applier.ts";
 import { reconcile } from "../src/snapshot/proxy_state.ts";
-import { BENCH_SETTINGS, benchFixture, spreadSlices } from "./_fixtures.ts";
+import { BENCH_SETTINGS, benchFixture, serviceAddChange, spreadSlices } from "./_fixtures.ts";
 import { withBenchNetns } from "./netns.ts";
 import { ipv4Hex, NfEventWatch, nowMs, pollUntil } from "./rule_watch.ts";
 import { median } from "./stats.ts";
@@ -33,12 +33,36 @@ export interface KernelChange {
   readonly transactionMessages: number | null;
 }
 
+/** Adding or deleting a whole service, made live. */
+export interface KernelServiceChange {
+  /** `add` or `delete`. */
+  readonly kind: "add" | "delete";
+  /** From the start of the reconcile until the kernel reported it, ms. */
+  readonly liveMs: number | null;
+  /** Lines the applier sent. */
+  readonly linesSent: number;
+}
+
+/**
+ * What the same namespace costs without kproxy: the `nft` CLI adding one element to a tiny table
+ * (process start and cache included), and the kernel committing kproxy's own netlink batch for
+ * a change (time inside `sendmsg`).
+ */
+export interface KernelFloors {
+  /** Median `nft -f` of one element into a one-set table, ms. */
+  readonly nftCliMs: number | null;
+  /** Median kernel time of the endpoint changes' netlink batches, ms (nftables only). */
+  readonly netlinkBatchMs: number | null;
+}
+
 /** One backend at one size. */
 export interface KernelResult {
   /** Backend. */
   readonly backend: KernelBackend;
   /** Services. */
   readonly services: number;
+  /** Endpoints per service (default 10). */
+  readonly endpoints?: number;
   /** Skipped, and why (then the numbers are absent). */
   readonly skipped: string | null;
   /** First full apply (render + load) into an empty namespace, ms. */
@@ -53,6 +77,10 @@ export interface KernelResult {
   readonly changeLines: number | null;
   /** How the change was seen (`nft monitor` or polling). */
   readonly observedBy: string;
+  /** Whole services added and deleted (nftables). */
+  readonly serviceChanges?: readonly KernelServiceChange[];
+  /** The floors measured in the same namespace. */
+  readonly floors?: KernelFloors;
 }
 
 /** `iptables --version` and friends, for the report. */
@@ -91,6 +119,8 @@ function applierFor(backend: KernelBackend, netns: string): Applier {
 export interface KernelOptions {
   /** Endpoint changes per size (default 5). */
   readonly changes?: number;
+  /** Endpoints per service (default 10). */
+  readonly endpoints?: number;
   /** Progress sink. */
   readonly log?: (line: string) => void;
 }
@@ -102,11 +132,15 @@ export async function measureKernel(
   options: KernelOptions = {},
 ): Promise<KernelResult> {
   const log = options.log ?? (() => {});
-  const fixture = benchFixture(size);
+  const endpoints = options.endpoints ?? 10;
+  const fixture = benchFixture(size, endpoints);
   const observedBy = backend === "iptables-legacy"
     ? "iptables-legacy-restore exit (synchronous commit; checked with iptables-legacy-save)"
     : "nf_tables notifications";
-  return await withBenchNetns(`k${size >= 1000 ? `${size / 1000}k` : size}`, async (ns) => {
+  const label = endpoints === 10
+    ? `${size >= 1000 ? `${size / 1000}k` : size}`
+    : `${size}x${endpoints}`;
+  return await withBenchNetns(`k${label}`, async (ns) => {
     const applier = applierFor(backend, ns.name);
     const t0 = performance.now();
     const full = await applier.sync({
@@ -122,9 +156,11 @@ export async function measureKernel(
     );
 
     const changes: KernelChange[] = [];
+    const batchMs: number[] = [];
     let state = fixture.state;
     const slices = spreadSlices(fixture.cluster, options.changes ?? 5);
     const monitor = backend === "iptables-legacy" ? null : await NfEventWatch.start(ns.name);
+    const serviceChanges: KernelServiceChange[] = [];
     try {
       for (const [k, slice] of slices.entries()) {
         const ip = freshEndpointIPv4(100 + k);
@@ -147,6 +183,10 @@ export async function measureKernel(
           full: false,
         });
         const applyMs = nowMs() - c0;
+        if (applier instanceof NftablesApplier && applier.lastTransport === "netlink") {
+          const commit = applier.lastNetlinkCommit;
+          if (commit !== null) batchMs.push(commit.kernelMs);
+        }
         let m = await seen;
         if (monitor === null) {
           const check = await pollUntil(
@@ -170,13 +210,59 @@ export async function measureKernel(
             } ms, ${synced.linesSent} lines sent`,
         );
       }
+      // Whole services: one added (Service and EndpointSlice in one batch), then deleted.
+      if (monitor !== null && backend === "nftables") {
+        for (const kind of ["add", "delete"] as const) {
+          const added = serviceAddChange(0);
+          const svc = added[0];
+          const ip = svc?.type === "upsert" && svc.object.kind === "Service"
+            ? (svc.object.object.spec?.clusterIP ?? "")
+            : "";
+          const events = kind === "add" ? added : added.map((e) => ({
+            type: "delete" as const,
+            kind: e.type === "upsert" ? e.object.kind : "Service" as const,
+            namespace: e.type === "upsert" ? e.object.object.metadata.namespace ?? null : null,
+            name: e.type === "upsert" ? e.object.object.metadata.name : "",
+          }));
+          const seen =
+            (await monitor.arm(kind === "add" ? "appear" : "disappear", [ipv4Hex(ip)], 120_000))
+              .sighting;
+          const c0 = nowMs();
+          const r = reconcile(state, events);
+          state = r.state;
+          const synced = await applier.sync({
+            snapshot: state.snapshot,
+            changedServicePorts: r.changedServicePorts,
+            full: false,
+          });
+          const m = await seen;
+          const liveMs = m === null ? null : m.at - c0;
+          serviceChanges.push({ kind, liveMs, linesSent: synced.linesSent });
+          log(
+            `  ${backend} ${label}: service ${kind} live after ${
+              liveMs === null ? "?" : liveMs.toFixed(1)
+            } ms, ${synced.linesSent} lines sent`,
+          );
+        }
+      }
     } finally {
       await monitor?.stop();
     }
+    const floors: KernelFloors = {
+      nftCliMs: await nftCliFloor(ns.name),
+      netlinkBatchMs: batchMs.length > 0 ? median(batchMs) : null,
+    };
+    log(
+      `  ${backend} ${label}: floors: nft CLI ${floors.nftCliMs?.toFixed(1) ?? "—"} ms, ` +
+        `netlink batch ${floors.netlinkBatchMs?.toFixed(2) ?? "—"} ms`,
+    );
     const lives = changes.map((c) => c.liveMs).filter((x): x is number => x !== null);
     return {
       backend,
       services: size,
+      endpoints,
+      serviceChanges,
+      floors,
       skipped: null,
       fullApplyMs,
       fullLines: full.linesSent,
@@ -186,6 +272,37 @@ export async function measureKernel(
       observedBy,
     };
   });
+}
+
+/**
+ * The `nft` CLI's floor in namespace `netns`: median time of `nft -f` adding one element to a
+ * one-set table of its own (process start, cache and commit included), over 5 runs.
+ */
+export async function nftCliFloor(netns: string): Promise<number | null> {
+  const run = async (script: string) => {
+    const t0 = performance.now();
+    const out = await new Deno.Command("ip", {
+      args: ["netns", "exec", netns, "nft", "-f", "-"],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const w = out.stdin.getWriter();
+    await w.write(new TextEncoder().encode(script));
+    await w.close();
+    const status = await out.status;
+    return status.success ? performance.now() - t0 : null;
+  };
+  if (await run("table ip kproxy-floor {\n\tset s {\n\t\ttype ipv4_addr\n\t}\n}\n") === null) {
+    return null;
+  }
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = await run(`add element ip kproxy-floor s { 198.18.0.${100 + i} }\n`);
+    if (t !== null) times.push(t);
+  }
+  await run("delete table ip kproxy-floor\n");
+  return times.length > 0 ? median(times) : null;
 }
 
 /** A skipped result. */

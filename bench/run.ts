@@ -36,6 +36,8 @@ import {
   kernelTable,
   latencyChart,
   memoryTable,
+  readmeBenchSection,
+  replaceReadmeSection,
   resultsMarkdown,
   targetLines,
 } from "./report.ts";
@@ -49,12 +51,26 @@ function progress(line: string): void {
   console.error(`[${s} s] ${line}`);
 }
 
-function sizesOf(text: string): number[] {
+/** A cluster size: services, and endpoints per service (`100k`, `1x5000`). */
+interface ClusterSize {
+  readonly services: number;
+  readonly endpoints: number;
+}
+
+function clusterSizesOf(text: string): ClusterSize[] {
   return text.split(",").map((s) => s.trim()).filter((s) => s !== "").map((s) => {
-    const n = Number(s.replace(/k$/i, "000"));
-    if (!Number.isInteger(n) || n < 1) throw new Error(`Cannot read size ${JSON.stringify(s)}`);
-    return n;
+    const [a, b] = s.split("x");
+    const services = Number((a ?? "").replace(/k$/i, "000"));
+    const endpoints = b === undefined ? 10 : Number(b.replace(/k$/i, "000"));
+    if (!Number.isInteger(services) || services < 1 || !Number.isInteger(endpoints)) {
+      throw new Error(`Cannot read size ${JSON.stringify(s)} (N, Nk or SERVICESxENDPOINTS)`);
+    }
+    return { services, endpoints };
   });
+}
+
+function sizesOf(text: string): number[] {
+  return clusterSizesOf(text).map((s) => s.services);
 }
 
 async function sh(argv: readonly string[]): Promise<string> {
@@ -83,7 +99,7 @@ async function machine(): Promise<string> {
 }
 
 async function runKernel(
-  sizes: readonly number[],
+  sizes: readonly ClusterSize[],
   capMs: number,
 ): Promise<KernelResult[]> {
   const versions = await toolVersions();
@@ -92,7 +108,17 @@ async function runKernel(
   const results: KernelResult[] = [];
   for (const backend of backends) {
     let last: KernelResult | null = null;
-    for (const size of sizes) {
+    for (const { services: size, endpoints } of sizes) {
+      if (endpoints !== 10) {
+        progress(`kernel ${backend} ${size} × ${endpoints} endpoints: loading`);
+        try {
+          results.push(await measureKernel(backend, size, { log: progress, endpoints }));
+        } catch (e) {
+          const why = `failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`;
+          results.push({ ...skippedKernel(backend, size, why), endpoints });
+        }
+        continue;
+      }
       if (last?.fullApplyMs != null) {
         const estimate = estimateApplyMs(last.services, last.fullApplyMs, size);
         if (estimate > capMs) {
@@ -125,11 +151,11 @@ async function main(): Promise<number> {
     options: {
       e2e: { type: "boolean", default: false },
       kernel: { type: "boolean", default: false },
-      sizes: { type: "string", default: "1000,10000,30000" },
+      sizes: { type: "string", default: "1000,10000,30000,100000,1x5000" },
       "memory-sizes": { type: "string", default: "1000,10000,30000" },
-      "kernel-sizes": { type: "string", default: "1000,10000,30000" },
-      "kernel-cap": { type: "string", default: "240" },
-      "e2e-sizes": { type: "string", default: "1000,10000" },
+      "kernel-sizes": { type: "string", default: "1000,10000,30000,100000,1x5000" },
+      "kernel-cap": { type: "string", default: "400" },
+      "e2e-sizes": { type: "string", default: "1000,10000,30000" },
       "e2e-changes": { type: "string", default: "32" },
       "e2e-endpoints": { type: "string", default: "10" },
       "e2e-cap": { type: "string", default: "600" },
@@ -178,9 +204,9 @@ async function main(): Promise<number> {
 
   const inProcess: InProcessResult[] = await timed("in-process", () => {
     const out: InProcessResult[] = [];
-    for (const size of sizesOf(values.sizes)) {
-      progress(`in-process ${size} services × 10 endpoints`);
-      out.push(measureInProcess(size, progress));
+    for (const { services, endpoints } of clusterSizesOf(values.sizes)) {
+      progress(`in-process ${services} services × ${endpoints} endpoints`);
+      out.push(measureInProcess(services, progress, endpoints));
     }
     return out;
   });
@@ -200,7 +226,7 @@ async function main(): Promise<number> {
   if (kernel) {
     kernelResults = await timed(
       "kernel",
-      () => runKernel(sizesOf(values["kernel-sizes"]), Number(values["kernel-cap"]) * 1000),
+      () => runKernel(clusterSizesOf(values["kernel-sizes"]), Number(values["kernel-cap"]) * 1000),
     );
     console.log("## Kernel\n\n" + kernelTable(kernelResults) + "\n");
   }
@@ -228,7 +254,8 @@ async function main(): Promise<number> {
       }));
     await Deno.remove(`${values.out}/results.partial.json`).catch(() => {});
     console.log(
-      "## End to end\n\n" + headlineTable(e2e) + "\n\n" + targetLines(e2e).join("\n") + "\n",
+      "## End to end\n\n" + headlineTable(e2e, kernelResults) + "\n\n" +
+        targetLines(e2e, kernelResults).join("\n") + "\n",
     );
   }
 
@@ -264,6 +291,14 @@ async function main(): Promise<number> {
       `${out}/chart.svg`,
       latencyChart(chartSeries(e2e), "Change → live latency (API write → kernel), by cluster size"),
     );
+    // The README's benchmark section comes from this run, so a rerun elsewhere rewrites it.
+    const readmePath = new URL("../README.md", import.meta.url).pathname;
+    const readme = await Deno.readTextFile(readmePath);
+    const next = replaceReadmeSection(readme, readmeBenchSection(run));
+    if (next !== readme) {
+      await Deno.writeTextFile(readmePath, next);
+      progress(`README.md: benchmark section rewritten from this run`);
+    }
   }
   progress(`done in ${formatMs(performance.now() - t0)}; wrote ${out}/${base}.md and .json`);
   return 0;

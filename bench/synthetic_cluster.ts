@@ -9,7 +9,11 @@
  *   fd00:99::/64; endpoints added by benchmark changes: 198.18.250.0 – 198.18.255.255, never in
  *   the pool, so their appearance in a ruleset is unambiguous.
  * - ClusterIPs: 198.19.1.0 – 198.19.249.255 (one per service, by index) and fd00:98::/108;
- *   services added by benchmark changes: 198.19.250.0/23; LoadBalancer ingress: 198.19.252.0/22.
+ *   services added by benchmark changes: 198.19.250.0/23; LoadBalancer ingress: 198.19.252.0/22
+ *   (reused past 1,024 LoadBalancers).
+ * - Past 63,744 services (kernel and in-process benches only, no API server): the pod pool
+ *   shrinks to 198.18.1.0 – 198.18.63.255 and ClusterIPs continue at 198.18.64.0 – 198.18.249.255
+ *   (up to 111,360 services); NodePorts then run past 32767.
  * - proxies' cluster CIDRs: 198.18.0.0/16 and fd00:99::/64; the API server's service range
  *   198.19.0.0/16 (its `kubernetes` service takes 198.19.0.1) and fd00:98::/108.
  *
@@ -41,6 +45,10 @@ export const NODE_PORT_BASE = 30000;
 
 const POOL_V4_START = ipv4ToInt("198.18.1.0");
 const POOL_V4_SIZE = 249 * 256;
+/** The pool of clusters too big for 198.19.0.0/16's ClusterIPs. */
+const SMALL_POOL_V4_SIZE = 63 * 256;
+const OVERFLOW_SVC_START = ipv4ToInt("198.18.64.0");
+const OVERFLOW_SVC_SIZE = 186 * 256;
 const FRESH_EP_START = ipv4ToInt("198.18.250.0");
 const FRESH_EP_SIZE = 6 * 256;
 const SVC_V4_START = ipv4ToInt("198.19.1.0");
@@ -69,6 +77,8 @@ export interface SyntheticClusterOptions {
   readonly namespaces?: number;
   /** Nodes the endpoints are spread over (node-a is one of them), default 50. */
   readonly nodes?: number;
+  /** Only plain ClusterIP TCP services with one port (the many-endpoints rows), default false. */
+  readonly plain?: boolean;
 }
 
 /** A generated cluster. */
@@ -114,10 +124,13 @@ function ipv6Of(prefix: string, n: number): string {
   return hi === 0 ? `${prefix}${lo}` : `${prefix}${hi.toString(16)}:${lo}`;
 }
 
-/** The ClusterIP (IPv4) of service `index`. */
+/** The ClusterIP (IPv4) of service `index` (past 63,744: in 198.18.64.0 – 198.18.249.255). */
 export function serviceIPv4(index: number): string {
-  if (index >= SVC_V4_SIZE) throw new Error(`Cannot address service ${index}: over 63,744`);
-  return intToIPv4(SVC_V4_START + index);
+  if (index < SVC_V4_SIZE) return intToIPv4(SVC_V4_START + index);
+  if (index >= SVC_V4_SIZE + OVERFLOW_SVC_SIZE) {
+    throw new Error(`Cannot address service ${index}: over ${SVC_V4_SIZE + OVERFLOW_SVC_SIZE}`);
+  }
+  return intToIPv4(OVERFLOW_SVC_START + index - SVC_V4_SIZE);
 }
 
 /** The IPv6 ClusterIP of service `index` (inside fd00:98::/108). */
@@ -125,9 +138,13 @@ export function serviceIPv6(index: number): string {
   return ipv6Of("fd00:98::", 256 + index);
 }
 
-/** IPv4 address of pool endpoint `n` (reused past the pool's size). */
-export function podIPv4(n: number): string {
-  return intToIPv4(POOL_V4_START + (n % POOL_V4_SIZE));
+/**
+ * IPv4 address of pool endpoint `n` (reused past the pool's size); the pool is smaller in
+ * clusters of more than 63,744 services, whose ClusterIPs take its upper part.
+ */
+export function podIPv4(n: number, services = 0): string {
+  const pool = services > SVC_V4_SIZE ? SMALL_POOL_V4_SIZE : POOL_V4_SIZE;
+  return intToIPv4(POOL_V4_START + (n % pool));
 }
 
 /** IPv6 address of endpoint `n`. */
@@ -178,6 +195,7 @@ export function syntheticCluster(options: SyntheticClusterOptions): SyntheticClu
     seed: options.seed ?? 1,
     namespaces: options.namespaces ?? 20,
     nodes: options.nodes ?? 50,
+    plain: options.plain ?? false,
   };
   const rand = seededRandom(opts.seed);
   const nsCount = Math.max(1, Math.min(opts.namespaces, opts.services));
@@ -228,14 +246,21 @@ export function syntheticCluster(options: SyntheticClusterOptions): SyntheticClu
   let endpointCounter = 0;
   for (let i = 0; i < opts.services; i++) {
     const r = rand();
-    const type = r < 0.04 ? "NodePort" : r < 0.06 ? "LoadBalancer" : "ClusterIP";
+    const plain = opts.plain;
+    const type = plain
+      ? "ClusterIP"
+      : r < 0.04
+      ? "NodePort"
+      : r < 0.06
+      ? "LoadBalancer"
+      : "ClusterIP";
     const external = type !== "ClusterIP";
     const local = external && rand() < 0.4;
-    const affinity = rand() < 0.05;
-    const dual = rand() < 0.05;
-    const itpLocal = rand() < 0.01;
-    const udp = rand() < 0.08;
-    const twoPorts = !udp && rand() < 0.2;
+    const affinity = rand() < 0.05 && !plain;
+    const dual = rand() < 0.05 && !plain;
+    const itpLocal = rand() < 0.01 && !plain;
+    const udp = rand() < 0.08 && !plain;
+    const twoPorts = !udp && rand() < 0.2 && !plain;
     const ports: PortPlan[] = udp
       ? [{ name: "dns", protocol: "UDP", port: 53, targetPort: 5353 }]
       : [{ name: "http", protocol: "TCP", port: 80, targetPort: 8080 }];
@@ -270,10 +295,9 @@ export function syntheticCluster(options: SyntheticClusterOptions): SyntheticClu
       spec,
     };
     if (type === "LoadBalancer") {
-      if (lbCount >= LB_SIZE) {
-        throw new Error(`Cannot give service ${name} an LB IP: over ${LB_SIZE}`);
-      }
-      service["status"] = { loadBalancer: { ingress: [{ ip: intToIPv4(LB_START + lbCount++) }] } };
+      // Past 1,024 LoadBalancers the addresses are shared (kernel benches only).
+      const lb = intToIPv4(LB_START + (lbCount++ % LB_SIZE));
+      service["status"] = { loadBalancer: { ingress: [{ ip: lb }] } };
     }
     services.push(service);
     mix[type] = (mix[type] ?? 0) + 1;
@@ -294,7 +318,7 @@ export function syntheticCluster(options: SyntheticClusterOptions): SyntheticClu
         const ready = c >= 0.04;
         const terminating = c < 0.01;
         endpoints.push({
-          addresses: [family === "IPv4" ? podIPv4(n) : podIPv6(n)],
+          addresses: [family === "IPv4" ? podIPv4(n, opts.services) : podIPv6(n)],
           conditions: { ready, serving: ready || terminating, terminating },
           nodeName: nodeNameOf(nodeIndex),
           zone: ZONES[nodeIndex % ZONES.length],

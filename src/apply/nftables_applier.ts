@@ -25,7 +25,7 @@ import { runTool, runToolResult } from "./run_tool.ts";
 import { nextGeneration, readNftGeneration } from "./nft_generation.ts";
 import { compileScript } from "./netlink/compile_script.ts";
 import { UnsupportedNftText } from "./netlink/compile_values.ts";
-import { NftablesSocket } from "./netlink/socket.ts";
+import { type CommitTiming, NftablesSocket } from "./netlink/socket.ts";
 
 /** Options of {@link NftablesApplier}. */
 export interface NftablesApplierOptions {
@@ -121,6 +121,7 @@ export class NftablesApplier implements Applier {
   /** The netlink socket of the fast path: undefined until first used, null when unavailable. */
   #socket: NftablesSocket | null | undefined;
   #lastTransport: NftablesTransport | null = null;
+  #lastCommit: CommitTiming | null = null;
   /** Rules in the live tables (kept up to date by each sync, never counted afresh after one). */
   #ruleCount = 0;
 
@@ -135,6 +136,11 @@ export class NftablesApplier implements Applier {
     const netns = options.netns;
     this.#readGeneration = options.generation ?? (() => readNftGeneration(netns));
     if (!(options.netlink ?? options.nftPath === undefined)) this.#socket = null;
+  }
+
+  /** Bytes and kernel time of the last netlink batch (for benches: the kernel's floor). */
+  get lastNetlinkCommit(): CommitTiming | null {
+    return this.#lastCommit;
   }
 
   /** How the last successful sync reached the kernel (for tests, benches and logs). */
@@ -174,9 +180,11 @@ export class NftablesApplier implements Applier {
       return false;
     }
     if (compiled.messages.length === 0) return true;
-    await socket.commit(compiled.messages, (i) => `"${compiled.commands[i] ?? "?"}"`, {
-      quick: !compiled.validates,
-    });
+    this.#lastCommit = await socket.commit(
+      compiled.messages,
+      (i) => `"${compiled.commands[i] ?? "?"}"`,
+      { quick: !compiled.validates },
+    );
     return true;
   }
 

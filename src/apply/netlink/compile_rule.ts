@@ -103,7 +103,18 @@ function u32Host(n: number): Uint8Array {
 
 /** Compiles one rule (pure). */
 export function compileRule(text: string, ctx: RuleContext): CompiledRule {
-  const words = tokenize(text);
+  // A numgen map with thousands of elements: split its body at once (the general tokenizer
+  // walks it word by word); the words before it go the usual way, with a one-element stand-in.
+  const mapAt = text.indexOf(" map { ");
+  if (mapAt >= 0 && text.endsWith(" }")) {
+    const standIn = ctx.family === "ip6" ? "0 : 0::1 . 0" : "0 : 0.0.0.0 . 0";
+    const head = compileWords(tokenize(`${text.slice(0, mapAt)} map { ${standIn} }`), text, ctx);
+    return withMapElements(head, text.slice(mapAt + 7, -2), ctx);
+  }
+  return compileWords(tokenize(text), text, ctx);
+}
+
+function compileWords(words: readonly string[], text: string, ctx: RuleContext): CompiledRule {
   const v6 = ctx.family === "ip6";
   const addrLen = v6 ? 16 : 4;
   const nfproto = v6 ? NFPROTO.IPV6 : NFPROTO.IPV4;
@@ -342,4 +353,26 @@ export function compileRule(text: string, ctx: RuleContext): CompiledRule {
       regProtoMin: v6 ? REG_2 : REG32_01,
     });
   }
+}
+
+/** `rule` (compiled with a one-element stand-in map) with the map elements of `body` instead. */
+function withMapElements(rule: CompiledRule, body: string, ctx: RuleContext): CompiledRule {
+  const anon = rule.anonymousSets[0];
+  if (anon === undefined || rule.anonymousSets.length !== 1) {
+    throw new UnsupportedNftText(`the map in "${body.slice(0, 60)}…"`);
+  }
+  const addr = ctx.family === "ip6" ? FIELD_TYPES.ipv6_addr! : FIELD_TYPES.ipv4_addr!;
+  const service = FIELD_TYPES.inet_service!;
+  const elements: SetElement[] = body.split(", ").map((el) => {
+    const m = /^(\d+) : (\S+) \. (\d+)$/.exec(el);
+    if (m === null) throw new UnsupportedNftText(`the map element "${el}"`);
+    return {
+      key: encodeFields([INTEGER32], m[1] as string),
+      data: encodeFields([addr, service], `${m[2]} . ${m[3]}`),
+    };
+  });
+  return {
+    expressions: rule.expressions,
+    anonymousSets: [{ definition: { ...anon.definition, size: elements.length }, elements }],
+  };
 }

@@ -259,13 +259,23 @@ export function planIncremental(
       keys.add(el.key);
     }
   };
-  const updates: { id: string; before: ServicePortRules | null; after: ServicePortRules | null }[] =
-    [];
+  const updates: {
+    id: string;
+    before: ServicePortRules | null;
+    after: ServicePortRules | null;
+    /** The after elements by `set key`: one lookup per touched key, not a scan. */
+    afterByKey: Map<string, ElementSpec>;
+  }[] = [];
   for (const id of new Set(ids)) {
     const before = live.ports.get(id) ?? null;
     const after = next.ports.get(id) ?? null;
     if (before === null && after === null) continue;
-    updates.push({ id, before, after });
+    const afterByKey = new Map<string, ElementSpec>();
+    for (const e of after?.elements ?? []) {
+      const k = `${e.set} ${e.key}`;
+      if (!afterByKey.has(k)) afterByKey.set(k, e);
+    }
+    updates.push({ id, before, after, afterByKey });
     if (before !== null) touch(before.elements);
     if (after !== null) touch(after.elements);
   }
@@ -275,7 +285,7 @@ export function planIncremental(
       const nextClaims = new Map(claimEntries(liveClaims));
       for (const u of updates) {
         nextClaims.delete(u.id);
-        const el = u.after?.elements.find((e) => e.set === set && e.key === key);
+        const el = u.afterByKey.get(`${set} ${key}`);
         if (el !== undefined) nextClaims.set(u.id, el.value);
       }
       const a = winningClaim(liveClaims);
