@@ -144,7 +144,30 @@ Deno.test({
       assert.ok(pre, "the answer is shown");
       assert.match(pre[1] as string, /match +default\/web:http: ClusterIP 198\.18\.128\.10:80/);
       assert.match(pre[1] as string, /→ 198\.18\.1\.9:8080/);
-      assert.match(pre[1] as string, /ip kproxy service-[A-Z2-7]{8}-default\/web\/tcp\/http/);
+      // The rule path (nftables: entry set, then the shared selection chain's endpoint map)
+      // names what /rules shows for this snapshot: each chain it enters, the entry set's element
+      // for the ClusterIP, and the endpoint-map element that sends to 198.18.1.9 (3rd of 3).
+      const path = (pre[1] as string).replaceAll("&amp;", "&");
+      assert.match(
+        path,
+        /\n {2}ip kproxy services\n {6}ip daddr \. meta l4proto \. th dport @clusterip-cluster-services goto clusterip-cluster {2}⇒ @clusterip-cluster-services\[198\.18\.128\.10 \. tcp \. 80\] → goto clusterip-cluster\n {2}ip kproxy clusterip-cluster\n/,
+      );
+      assert.match(
+        path,
+        /\n {2}ip kproxy select-cluster-endpoint\n(?: {6}.*\n)* {6}dnat ip to ip daddr \. meta l4proto \. th dport \. numgen random mod 3 offset 196608 map @cluster-endpoints {2}⇒ dnat to 198\.18\.1\.9:8080 \(endpoint 3 of 3\)/,
+      );
+      const rules = await (await fetch(`${base}/rules?hash=${second.hash}`)).text();
+      const chains = [...path.matchAll(/^ {2}ip kproxy ([a-z0-9-]+)$/gm)].map((m) => m[1]);
+      assert.ok(chains.includes("select-cluster-endpoint"), chains.join());
+      for (const chain of chains) assert.match(rules, new RegExp(`\\tchain ${chain} \\{\\n`));
+      assert.match(
+        rules,
+        /\tset clusterip-cluster-services \{\n[^}]*\t198\.18\.128\.10 \. tcp \. 80,?\n/,
+      );
+      assert.match(
+        rules,
+        /\tmap cluster-endpoints \{\n[^}]*\t198\.18\.128\.10 \. tcp \. 80 \. 196610 : 198\.18\.1\.9 \. 8080,?\n/,
+      );
       // The form keeps what was asked.
       assert.match(answer, /<input name="to" value="198\.18\.128\.10:80"/);
     } finally {
