@@ -189,8 +189,10 @@ export function fetchTransport(kc: KubeConfig): KubeTransport | null {
         handlers.onEnd(error);
       };
       if (!res.ok) {
-        // As client-node's Watch: a refused watch (410 included) ends through onEnd.
-        void failure(what, res).then(end);
+        // As client-node's Watch: a refused watch (410 included) ends through onEnd, before the
+        // handle is returned — so the caller never takes it for a watch that started (a 403
+        // from a restarting API server is not "reachable again").
+        end(await failure(what, res));
         return { abort: () => controller.abort() };
       }
       const body = res.body;

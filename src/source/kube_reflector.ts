@@ -460,7 +460,9 @@ export class KubeReflector {
           if (error === null) finish({ kind: "closed", events, ms: Date.now() - started });
           else if (isExpired(error)) finish({ kind: "expired", error });
           else {
-            const healthy = events > 0 || Date.now() - started >= 1_000;
+            // Only a watch the server accepted had been working: one it refused (a restarting
+            // API server's 403, however slow) keeps the backoff growing.
+            const healthy = handle !== null && (events > 0 || Date.now() - started >= 1_000);
             finish({ kind: "error", error, healthy });
           }
         },

@@ -319,3 +319,39 @@ Deno.test("reflector keeps paging when the server paged its first list (no watch
     await reflector.stop();
   }
 });
+
+Deno.test("reflector: watches the server refuses (403 while it starts) do not count as reachable", async () => {
+  const transport = new FakeTransport();
+  transport.listAnswers.push(page("5", []));
+  let refusals = 0;
+  // Refuse the first three watches the way client-node and the fetch transport do: the end comes
+  // before the handle.
+  const watch = transport.watch.bind(transport);
+  transport.watch = (path, query, handlers) => {
+    if (refusals < 3) {
+      refusals++;
+      handlers.onEnd(new KubeApiError("watch", 403, "Forbidden", "RBAC not ready"));
+      return Promise.resolve({ abort: () => {} });
+    }
+    return watch(path, query, handlers);
+  };
+  let reachable = 0;
+  const reflector = new KubeReflector({
+    resource: { kind: "Service", path: "/api/v1/services" },
+    transport,
+    cache: new KubeObjectCache("Service"),
+    onChange: () => {},
+    onReachable: () => reachable++,
+    backoff: { initialMs: 5, maxMs: 50, jitter: 0 },
+  });
+  reflector.start();
+  try {
+    await until("a watch that is accepted", () => transport.watches.length === 1);
+    assert.equal(refusals, 3);
+    assert.equal(reflector.stats.failures, 3);
+    // Only the watch it accepted said "reachable again"; none of the refusals did.
+    assert.equal(reachable, 1);
+  } finally {
+    await reflector.stop();
+  }
+});
