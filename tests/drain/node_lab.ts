@@ -22,6 +22,7 @@ import { runToolResult, type ToolResult } from "../../src/apply/run_tool.ts";
 import { type Agent, startAgent } from "../netns/agent.ts";
 import {
   ip,
+  linkPeers,
   liveNamespaces,
   netnsSupport,
   newTopologyId,
@@ -93,25 +94,6 @@ export interface NodeLab {
   teardown(): Promise<void>;
 }
 
-async function veth(ns: string, link: string, peerNs: string, peerLink: string): Promise<void> {
-  await ip([
-    "-n",
-    ns,
-    "link",
-    "add",
-    link,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    peerLink,
-    "netns",
-    peerNs,
-  ]);
-  await ip(["-n", ns, "link", "set", link, "up"]);
-  await ip(["-n", peerNs, "link", "set", peerLink, "up"]);
-}
-
 /** Builds a lab of `nodes` nodes (no pods yet); on failure everything built is removed. */
 export async function createNodeLab(nodes: number): Promise<NodeLab> {
   const support = netnsSupport();
@@ -175,7 +157,7 @@ export async function createNodeLab(nodes: number): Promise<NodeLab> {
       });
       await ip(["-n", n.netns, "link", "set", "lo", "up"]);
       await ip(["-n", n.netns, "addr", "add", `198.18.${8 + n.index}.1/32`, "dev", "lo"]);
-      await veth(n.netns, "eth0", client, `m${n.index}`);
+      await linkPeers(n.netns, "eth0", client, `m${n.index}`);
       await ip(["-n", client, "link", "set", `m${n.index}`, "master", "br0"]);
       await ip(["-n", n.netns, "addr", "add", `${n.ipv4}/24`, "dev", "eth0"]);
       for (const other of labNodes) {
@@ -204,7 +186,7 @@ export async function createNodeLab(nodes: number): Promise<NodeLab> {
     liveNamespaces.add(pod.netns);
     try {
       await sysctl(pod.netns, QUIET_IPV6);
-      await veth(n.netns, `q${j}`, pod.netns, "eth0");
+      await linkPeers(n.netns, `q${j}`, pod.netns, "eth0");
       await ip(["-n", pod.netns, "link", "set", "lo", "up"]);
       await ip(["-n", pod.netns, "addr", "add", `${pod.ipv4}/32`, "dev", "eth0"]);
       await ip(["-n", pod.netns, "route", "add", gateway, "dev", "eth0", "scope", "link"]);

@@ -274,6 +274,31 @@ export async function ip(args: readonly string[]): Promise<void> {
   }
 }
 
+/** A veth pair from `link` in `ns` to `peerLink` in `peerNs`, both ends up. */
+export async function linkPeers(
+  ns: string,
+  link: string,
+  peerNs: string,
+  peerLink: string,
+): Promise<void> {
+  await ip([
+    "-n",
+    ns,
+    "link",
+    "add",
+    link,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    peerLink,
+    "netns",
+    peerNs,
+  ]);
+  await ip(["-n", ns, "link", "set", link, "up"]);
+  await ip(["-n", peerNs, "link", "set", peerLink, "up"]);
+}
+
 /** Sets sysctls inside `netns`; throws naming the namespace on failure. */
 export async function sysctl(
   netns: string,

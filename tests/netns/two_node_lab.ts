@@ -13,6 +13,7 @@ import { type Agent, startAgent } from "./agent.ts";
 import type { ProbeOptions, ProbeResult, ProbeTarget } from "./probe.ts";
 import {
   ip,
+  linkPeers,
   liveNamespaces,
   netnsSupport,
   newTopologyId,
@@ -73,30 +74,6 @@ export interface TwoNodeLabOptions {
 
 function podRole(pod: LabPod): string {
   return pod.name;
-}
-
-async function linkPeers(
-  ns: string,
-  link: string,
-  peerNs: string,
-  peerLink: string,
-): Promise<void> {
-  await ip([
-    "-n",
-    ns,
-    "link",
-    "add",
-    link,
-    "type",
-    "veth",
-    "peer",
-    "name",
-    peerLink,
-    "netns",
-    peerNs,
-  ]);
-  await ip(["-n", ns, "link", "set", link, "up"]);
-  await ip(["-n", peerNs, "link", "set", peerLink, "up"]);
 }
 
 async function addAddresses(
