@@ -2,7 +2,7 @@
  * Counting the requests each fleet node makes, on the API server's side: its audit log (JSON
  * lines, level Metadata) records every request of the fleet's users — one client-certificate
  * user per node, all in group {@link FLEET_GROUP} — whatever the client's wire format (upstream's
- * protobuf over HTTP/2, kproxy's JSON over HTTP/1.1). Everyone else's requests are not logged.
+ * protobuf over HTTP/2, kproxy's JSON over HTTP/2). Everyone else's requests are not logged.
  *
  * A request is counted once, at its first audit event (`ResponseStarted` for a watch, else
  * `ResponseComplete` or `Panic`); a watch is open from its `ResponseStarted` until its

@@ -242,9 +242,12 @@ async function runPhase(
   let afterChanges = initial;
   const changeWrites = options.changes + 2;
   if (note === null && options.changes > 0) {
+    // The change adds an IPv4 endpoint: only IPv4 slices take one (dual-stack services have
+    // an IPv6 slice too).
+    const v4Slices = fc.synthetic.slices.filter((s) => s["addressType"] === "IPv4");
     await fc.apiServer.cut();
     for (let k = 0; k < options.changes; k++) {
-      const slice = fc.synthetic.slices[(k * 97) % fc.synthetic.slices.length];
+      const slice = v4Slices[(k * 97) % v4Slices.length];
       if (slice === undefined) break;
       const current = await readSlice(fc.clients, slice);
       const endpoints = [...(current.endpoints ?? []), {

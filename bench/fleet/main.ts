@@ -108,6 +108,28 @@ async function main(): Promise<void> {
     sizes: [],
     drains: [],
   };
+  // The drain first: it is short, and a long fleet size that has to be cut keeps it.
+  const drainNodes = Number(values["drain-nodes"]);
+  if (drainNodes > 0) {
+    const cluster = await startTestCluster();
+    try {
+      for (const impl of impls) {
+        progress(`=== drain, ${impl}, ${drainNodes} nodes`);
+        const result: DrainResult = await runDrainPhase(cluster, impl, drainNodes, progress);
+        progress(
+          result.report === null
+            ? `${impl} drain did not complete: ${result.error}`
+            : `${impl} drain: ${result.report.failures.length} failed connections`,
+        );
+        run.drains.push(result);
+      }
+    } finally {
+      await cluster.stop();
+    }
+    run.loadAfter = await loadAverage();
+    await writeFleetResults(out, run);
+    progress(`wrote ${out}`);
+  }
   for (const [si, services] of sizes.entries()) {
     const n = Math.max(pick(nodes, si), pick(upstreamNodes, si));
     progress(`=== ${services} services, up to ${n} nodes (load ${await loadAverage()})`);
@@ -162,27 +184,6 @@ async function main(): Promise<void> {
     } finally {
       await fc.stop();
     }
-    progress(`wrote ${out}`);
-  }
-  const drainNodes = Number(values["drain-nodes"]);
-  if (drainNodes > 0) {
-    const cluster = await startTestCluster();
-    try {
-      for (const impl of impls) {
-        progress(`=== drain, ${impl}, ${drainNodes} nodes`);
-        const result: DrainResult = await runDrainPhase(cluster, impl, drainNodes, progress);
-        progress(
-          result.report === null
-            ? `${impl} drain did not complete: ${result.error}`
-            : `${impl} drain: ${result.report.failures.length} failed connections`,
-        );
-        run.drains.push(result);
-      }
-    } finally {
-      await cluster.stop();
-    }
-    run.loadAfter = await loadAverage();
-    await writeFleetResults(out, run);
     progress(`wrote ${out}`);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * What crossed one node's bridge to the API server: bytes each way (TLS records, so upstream's
- * protobuf over HTTP/2 and kproxy's JSON over HTTP/1.1 are counted alike, compression included)
+ * protobuf over HTTP/2 and kproxy's JSON over HTTP/2 are counted alike, compression included)
  * and TCP connections.
  *
  * @module
