@@ -204,12 +204,22 @@ async function proxyRules(
   return r.code === 0 ? r.stdout : "";
 }
 
-/** True when `rules` send the sentinel's ClusterIP, at `port`, to its endpoint at `port`. */
+/**
+ * True when `rules` send the sentinel's ClusterIP, at `port`, to its endpoint at `port`: a rule
+ * per service port (iptables, upstream nftables: a line with the ClusterIP and the port, and a
+ * DNAT to `ep:port`), or kproxy nftables' endpoint-map element `vip . tcp . port . N : ep . port`.
+ */
 function sentinelLive(rules: string, family: 0 | 1, port: number): boolean {
   const ep = SENTINEL_ENDPOINTS[family];
+  const vip = SENTINEL_CLUSTER_IPS[family];
+  const quote = (s: string) => s.replaceAll(".", "\\.");
+  const element = new RegExp(
+    `(?:^|[\\s{,])${quote(vip)} \\. tcp \\. ${port} \\. \\d+ : ${quote(ep)} \\. ${port}\\b`,
+    "m",
+  );
+  if (element.test(rules)) return true;
   const target = family === 0 ? `${ep}:${port}` : `[${ep}]:${port}`;
   if (!rules.includes(target)) return false;
-  const vip = SENTINEL_CLUSTER_IPS[family];
   const portWord = new RegExp(`\\b${port}\\b`);
   return rules.split("\n").some((line) => line.includes(vip) && portWord.test(line));
 }
