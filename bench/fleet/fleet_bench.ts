@@ -183,6 +183,17 @@ export async function baselineRestart(fc: FleetCluster): Promise<ProcessWindow> 
   return await fc.apiServer.cut();
 }
 
+/**
+ * The API server with no fleet connected, over `ms` (after the objects were created and it
+ * settled): the idle CPU rate a fleet's start is measured above.
+ */
+export async function idleWindow(fc: FleetCluster, ms = 20_000): Promise<ProcessWindow> {
+  await sleep(5_000);
+  await fc.apiServer.cut();
+  await sleep(ms);
+  return await fc.apiServer.cut();
+}
+
 /** Runs one implementation's phase on a fresh fleet; always removes the fleet. */
 export async function runFleetPhase(
   fc: FleetCluster,

@@ -20,6 +20,7 @@ import type { ProxyImpl } from "../proxy_process.ts";
 import {
   baselineRestart,
   type FleetPhaseResult,
+  idleWindow,
   runFleetPhase,
   type StormKind,
 } from "./fleet_bench.ts";
@@ -137,12 +138,14 @@ async function main(): Promise<void> {
     const phases: FleetPhaseResult[] = [];
     const result: FleetSizeResult & {
       baseline: ProcessWindow | null;
+      idle: ProcessWindow | null;
       requestCosts: RequestCost[] | null;
     } = {
       services,
       load: await loadAverage(),
       requestCosts: null,
       baseline: null,
+      idle: null,
       phases,
     };
     run.sizes.push(result);
@@ -155,6 +158,10 @@ async function main(): Promise<void> {
         result.requestCosts = await measureRequestCosts(fc.cluster, repeats);
         progress(`measured ${result.requestCosts.length} ways of fetching the collections`);
       }
+      result.idle = await idleWindow(fc);
+      progress(
+        `API server idle: ${(result.idle.cpuSeconds / result.idle.seconds).toFixed(3)} cores`,
+      );
       if (storms.length > 0) {
         result.baseline = await baselineRestart(fc);
         progress(`API server restart alone: ${result.baseline.cpuSeconds.toFixed(1)} s CPU`);

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { emptyTally } from "./audit.ts";
 import type { FleetPhaseResult, NodeFigures } from "./fleet_bench.ts";
 import {
+  cpuAboveIdle,
   fleetChart,
   fleetMarkdown,
   type FleetRun,
@@ -114,5 +115,26 @@ Deno.test("fleet report: request costs add up Services and EndpointSlices per wa
   assert.match(
     table,
     /\| 10k \| JSON list, gzip \(kproxy\) \| 795\.5 KiB · 0\.290 s \| 1\.91 MiB · 0\.520 s \| 2\.69 MiB · 0\.810 s \|/,
+  );
+});
+
+Deno.test("fleet report: a fleet's start CPU is counted above the API server's idle rate", () => {
+  const window = (cpuSeconds: number, seconds: number) => ({
+    cpuSeconds,
+    peakCores: 1,
+    peakRss: 0,
+    seconds,
+  });
+  // 0.05 cores idle: a 100 s start that used 20 s cost 15 s above idle; a 20 s one using 6 s, 5 s.
+  const idle = window(1, 20);
+  assert.equal(cpuAboveIdle(window(20, 100), idle), 15);
+  assert.equal(cpuAboveIdle(window(6, 20), idle), 5);
+  assert.equal(cpuAboveIdle(window(6, 20), null), 6, "no idle measured: the raw figure");
+  const slow = { ...phase("kproxy", 300_000, 1), startApiServer: window(20, 100) };
+  const fast = { ...phase("kube-proxy", 250_000, 1), startApiServer: window(6, 20) };
+  const lines = targetLines([{ services: 1000, load: "1", idle, phases: [slow, fast] }]);
+  assert.match(
+    lines[1] ?? "",
+    /above idle\), per node: kproxy 7\.50 s vs kube-proxy 2\.50 s \(3\.00×.*raw 10\.00 s over 100 s vs 3\.00 s over 20 s, idle 0\.050 cores/,
   );
 });
