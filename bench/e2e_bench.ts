@@ -27,13 +27,13 @@ import {
 import { atExit, type BenchNetns, createBenchNetns } from "./netns.ts";
 import {
   cpuSecondsOf,
-  markerChain,
+  fullSyncMarker,
   memoryOf,
   type ProxyMode,
   type ProxyProcess,
   type ProxySpec,
   startProxy,
-  waitForChain,
+  waitForSync,
 } from "./proxy_process.ts";
 import { endpointChainName } from "../src/render/iptables/chain_names.ts";
 import { ipv4Hex, type KernelSighting, NfEventWatch, nowMs, textHex } from "./rule_watch.ts";
@@ -437,8 +437,12 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
               throw e;
             }
           }
-          const marker = (mode: ProxyMode) =>
-            markerChain(mode, last.metadata.namespace ?? "default", last.metadata.name, "http");
+          const lastPort = {
+            namespace: last.metadata.namespace ?? "default",
+            name: last.metadata.name,
+            port: "http",
+            clusterIP: (last["spec"] as { clusterIP: string }).clusterIP,
+          };
           const failedFullSync = new Set<string>();
           for (const r of running) {
             const key = r.spec.label;
@@ -461,7 +465,7 @@ export async function runE2E(options: E2EOptions): Promise<E2ESizeResult[]> {
             }
             const logPath = `${options.logDir}/${size}-${key.replace(/[^a-z0-9]+/gi, "_")}.log`;
             r.proxy = await startProxy(r.spec, r.ns.name, cluster.kubeProxyKubeconfigPath, logPath);
-            const seenAt = await waitForChain(r.proxy, marker(r.spec.mode), {
+            const seenAt = await waitForSync(r.proxy, fullSyncMarker(r.spec, lastPort), {
               intervalMs: Math.min(1000, Math.max(200, size / 10)),
               timeoutMs: options.fullSyncCapMs * 2,
             });

@@ -181,33 +181,57 @@ export async function cpuSecondsOf(pid: number): Promise<number | null> {
   }
 }
 
-/**
- * The chain a proxy creates for service port `ns/name:port` (TCP), whose presence in
- * `nft list chains` shows that the proxy's first full sync (one atomic transaction) is live.
- */
-export function markerChain(
-  mode: ProxyMode,
-  namespace: string,
-  name: string,
-  port: string,
-): string {
-  if (mode === "iptables") return servicePortChainNames(`${namespace}/${name}:${port}`, "TCP").svc;
-  // kproxy and upstream name nftables service chains alike: service-HASH-ns/name/tcp/port.
-  return `-${namespace}/${name}/tcp/${port}`;
+/** A command whose output shows that a proxy's first full sync is live in the kernel. */
+export interface SyncMarker {
+  /** What to run inside the proxy's namespace. */
+  readonly argv: readonly string[];
+  /** True when the command's output shows the marker. */
+  seen(stdout: string): boolean;
+}
+
+/** The last service port of the cluster, which the first full sync writes with all the others. */
+export interface MarkerServicePort {
+  /** Namespace. */
+  readonly namespace: string;
+  /** Service name. */
+  readonly name: string;
+  /** Port name (TCP). */
+  readonly port: string;
+  /** The Service's (IPv4) ClusterIP. */
+  readonly clusterIP: string;
 }
 
 /**
- * Waits until `nft list chains` in `netns` shows `marker`; the epoch ms it was first seen, or
+ * How to see that a proxy's first full sync (one atomic transaction) is live: iptables, the
+ * service port's chain in `nft list chains`; nftables, its ClusterIP in the proxy table's
+ * `cluster-ips` set, which kproxy and upstream both keep (a plain kproxy service port has no
+ * chain of its own since f704c63, only set and map elements).
+ */
+export function fullSyncMarker(spec: ProxySpec, sp: MarkerServicePort): SyncMarker {
+  if (spec.mode === "iptables") {
+    const chain = servicePortChainNames(`${sp.namespace}/${sp.name}:${sp.port}`, "TCP").svc;
+    return { argv: ["nft", "list", "chains"], seen: (text) => text.includes(chain) };
+  }
+  const table = spec.impl === "kproxy" ? "kproxy" : "kube-proxy";
+  const ip = new RegExp(`[\\s{,]${sp.clusterIP.replaceAll(".", "\\.")}[\\s},]`);
+  return {
+    argv: ["nft", "get", "element", "ip", table, "cluster-ips", `{ ${sp.clusterIP} }`],
+    seen: (text) => ip.test(text),
+  };
+}
+
+/**
+ * Polls `marker` in the proxy's namespace until it shows; the epoch ms it was first seen, or
  * null after `timeoutMs` (or when the proxy exited).
  */
-export async function waitForChain(
+export async function waitForSync(
   proxy: ProxyProcess,
-  marker: string,
+  marker: SyncMarker,
   options: { intervalMs: number; timeoutMs: number },
 ): Promise<number | null> {
   const result = await pollUntil(
-    ["ip", "netns", "exec", proxy.netns, "nft", "list", "chains"],
-    (text) => text.includes(marker) || proxy.exited() !== null,
+    ["ip", "netns", "exec", proxy.netns, ...marker.argv],
+    (text) => marker.seen(text) || proxy.exited() !== null,
     options,
   );
   return proxy.exited() !== null ? null : result.at;
