@@ -61,10 +61,10 @@ export function desiredHealthCheckNodePorts(snapshot: ProxySnapshot): HealthChec
     for (const fam of sp.families) {
       let ips = entry.ips.get(fam.family);
       if (ips === undefined) entry.ips.set(fam.family, ips = new Set());
-      for (const ep of fam.endpoints) {
-        // Only ready endpoints: a node with only terminating endpoints must fail the check.
-        if (ep.isLocal && ep.ready) ips.add(ep.ip);
-      }
+      // Only ready endpoints: a node with only terminating endpoints must fail the check.
+      const local = fam.healthCheckLocalIPs ??
+        fam.endpoints.filter((ep) => ep.isLocal && ep.ready).map((ep) => ep.ip);
+      for (const ip of local) ips.add(ip);
     }
   }
   return [...byService.values()].map((e) => ({

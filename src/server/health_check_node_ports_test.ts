@@ -65,6 +65,42 @@ endpoints:
   assert.equal(localEndpointsFor({ ...svc!, localEndpoints: { IPv6: 4 } }, null), 4);
 });
 
+Deno.test("local ready endpoints count on every port the slices name, as upstream's", () => {
+  // The only local ready copy of 198.18.1.12 is under a port no service port matches;
+  // upstream's LocalReadyEndpoints walks every port name of its slice cache and counts it.
+  const snap = snapshotOf(`
+apiVersion: v1
+kind: Service
+metadata: { name: lb, namespace: default }
+spec:
+  type: LoadBalancer
+  clusterIPs: [198.18.128.51]
+  externalTrafficPolicy: Local
+  healthCheckNodePort: 32101
+  ports: [{ name: http, port: 80, nodePort: 30102 }]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: lb-a, namespace: default, labels: { kubernetes.io/service-name: lb } }
+addressType: IPv4
+ports: [{ name: other, port: 8081 }]
+endpoints:
+  - { addresses: [198.18.1.12], nodeName: node-a }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: lb-b, namespace: default, labels: { kubernetes.io/service-name: lb } }
+addressType: IPv4
+ports: [{ name: http, port: 8081 }]
+endpoints:
+  - { addresses: [198.18.1.12] }
+  - { addresses: [198.18.1.13], nodeName: node-a, conditions: { ready: false } }
+`);
+  assert.deepEqual(desiredHealthCheckNodePorts(snap), [
+    { namespace: "default", name: "lb", port: 32101, localEndpoints: { IPv4: 1 } },
+  ]);
+});
+
 Deno.test("answer: 200 with local endpoints and a healthy proxy, else 503", () => {
   const svc = { namespace: "shop", name: "api", localEndpoints: 2 };
   const ok = healthCheckAnswer(svc, true);

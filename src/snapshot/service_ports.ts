@@ -142,6 +142,36 @@ function collectEndpoints(
   return [...byKey.values()].sort(compareEndpoints);
 }
 
+/**
+ * Distinct IPs of ready endpoints on this node in the service's slices of `family`, over every
+ * port the slices name — also ports no service port matches — each port's copies deduplicated
+ * as {@link collectEndpoints} does: upstream's health-check count (`LocalReadyEndpoints` walks
+ * every port name its endpoint slice cache holds).
+ */
+function healthCheckLocalIPs(
+  slices: readonly EndpointSlice[],
+  family: IPFamily,
+  node: NodeContext,
+): string[] {
+  const ports = new Map<string, { name: string; protocol: Protocol }>();
+  for (const slice of slices) {
+    if (slice.addressType !== family) continue;
+    for (const p of slice.ports ?? []) {
+      if (p.port === null || p.port === undefined) continue;
+      const name = p.name ?? "";
+      const protocol: Protocol = p.protocol ?? "TCP";
+      ports.set(`${name}/${protocol}`, { name, protocol });
+    }
+  }
+  const ips = new Set<string>();
+  for (const { name, protocol } of ports.values()) {
+    for (const ep of collectEndpoints(slices, family, name, protocol, node)) {
+      if (ep.isLocal && ep.ready) ips.add(ep.ip);
+    }
+  }
+  return [...ips].sort(compareIPs);
+}
+
 /** Content hash of a service port entry (everything but the hash itself). */
 export function hashServicePort(entry: Omit<ServicePortSnapshot, "hash">): string {
   return contentHash(canonicalJSON(entry));
@@ -192,6 +222,13 @@ export function buildServicePorts(
     seen.add(id);
     const protocol: Protocol = port.protocol ?? "TCP";
     const nodePort = type !== "ClusterIP" && port.nodePort ? port.nodePort : null;
+    const externalTrafficPolicy: TrafficPolicy =
+      externallyAccessible && spec.externalTrafficPolicy === "Local" ? "Local" : "Cluster";
+    // Like kube-proxy's NeedsHealthCheck: only LoadBalancer services with a Local policy.
+    const healthCheckNodePort =
+      type === "LoadBalancer" && externalTrafficPolicy === "Local" && spec.healthCheckNodePort
+        ? spec.healthCheckNodePort
+        : null;
     const families: ServicePortFamily[] = [];
     for (const clusterIP of clusterIPs) {
       const family = parseIP(clusterIP)?.family as IPFamily;
@@ -208,11 +245,12 @@ export function buildServicePorts(
         localEndpoints: [],
         hasAnyEndpoints: false,
         topologyMode: null,
+        ...(healthCheckNodePort === null
+          ? {}
+          : { healthCheckLocalIPs: healthCheckLocalIPs(sortedSlices, family, node) }),
       });
     }
     families.sort((a, b) => (a.family < b.family ? -1 : 1));
-    const externalTrafficPolicy: TrafficPolicy =
-      externallyAccessible && spec.externalTrafficPolicy === "Local" ? "Local" : "Cluster";
     const categorized = families.map((f) => {
       const anyExternalHere = nodePort !== null || f.externalIPs.length > 0 ||
         f.loadBalancerIPs.length > 0;
@@ -237,11 +275,7 @@ export function buildServicePorts(
       port: port.port,
       type,
       nodePort,
-      // Like kube-proxy's NeedsHealthCheck: only LoadBalancer services with a Local policy.
-      healthCheckNodePort:
-        type === "LoadBalancer" && externalTrafficPolicy === "Local" && spec.healthCheckNodePort
-          ? spec.healthCheckNodePort
-          : null,
+      healthCheckNodePort,
       sessionAffinityTimeoutSeconds: affinity,
       externalTrafficPolicy,
       internalTrafficPolicy,

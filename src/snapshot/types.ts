@@ -66,6 +66,12 @@ export interface ServicePortFamily {
   readonly hasAnyEndpoints: boolean;
   /** Which hints narrowed `clusterEndpoints`, or null when none did. */
   readonly topologyMode: TopologyMode | null;
+  /**
+   * With a healthCheckNodePort: distinct IPs of ready endpoints on this node in the service's
+   * slices of this family, over every port the slices name (what upstream's health check
+   * counts, ports no service port matches included).
+   */
+  readonly healthCheckLocalIPs?: readonly string[];
 }
 
 /** One port of one Service: kube-proxy's `ServicePortName` and everything it acts on. */

@@ -6,8 +6,12 @@
  * @module
  */
 import type { ClusterModel } from "./cluster_model.ts";
-import { classifyDivergence, type DeliberateDifference } from "./deliberate.ts";
-import type { Cell, HealthCheck, Matrix } from "./matrix.ts";
+import {
+  classifyDivergence,
+  type DeliberateDifference,
+  type UnclassifiedDivergence,
+} from "./deliberate.ts";
+import type { Cell, Matrix } from "./matrix.ts";
 import type { CellOutcome, HealthOutcome } from "./outcome.ts";
 
 /** How two outcomes of one cell differ, most serious first. */
@@ -33,27 +37,12 @@ export const DIVERGENCE_KINDS: readonly DivergenceKind[] = [
 ];
 
 /** One difference between the proxies. */
-export type Divergence =
-  & {
-    /** What differs, most serious first. */
-    readonly kinds: readonly DivergenceKind[];
-    /** The deliberate difference that explains it, or null when unexplained. */
-    readonly deliberate: DeliberateDifference | null;
-  }
-  & (
-    | {
-      readonly subject: "cell";
-      readonly cell: Cell;
-      readonly kproxy: CellOutcome;
-      readonly upstream: CellOutcome;
-    }
-    | {
-      readonly subject: "health";
-      readonly check: HealthCheck;
-      readonly kproxy: HealthOutcome;
-      readonly upstream: HealthOutcome;
-    }
-  );
+export type Divergence = UnclassifiedDivergence & {
+  /** What differs, most serious first. */
+  readonly kinds: readonly DivergenceKind[];
+  /** The deliberate difference that explains it, or null when unexplained. */
+  readonly deliberate: DeliberateDifference | null;
+};
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
@@ -70,6 +59,14 @@ function shape(o: CellOutcome): string {
 
 /** The ways two outcomes of `cell` differ (empty: they agree). */
 export function cellDifferences(cell: Cell, a: CellOutcome, b: CellOutcome): DivergenceKind[] {
+  if (cell.luckyReachability) {
+    // Which endpoint sticks is luck, and so whether it answers or its closed port refuses:
+    // each side must still stick to one outcome.
+    const uniform = (o: CellOutcome) =>
+      (o.answers.length === 1 ? 1 : 0) + (o.refused.length > 0 ? 1 : 0) +
+            (o.timeouts > 0 ? 1 : 0) === 1 && o.answers.length <= 1;
+    return uniform(a) && uniform(b) ? [] : ["endpoints"];
+  }
   const kinds: DivergenceKind[] = [];
   if (shape(a) !== shape(b)) kinds.push("reachability");
   if (a.answers.length > 0 && b.answers.length > 0) {

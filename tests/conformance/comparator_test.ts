@@ -86,6 +86,11 @@ Deno.test("comparator: with ClientIP affinity, which endpoint and its address ar
   const unmasked = outcome({ answers: ["a2:8080"], clientIPs: ["198.18.2.10"] });
   assert.deepEqual(cellDifferences(sticky, onA, unmasked), ["client address"]);
   assert.deepEqual(cellDifferences(sticky, onA, A1_B1), ["endpoints"]);
+  // An endpoint on a closed pod port refuses: sticking to it or to one that answers is luck.
+  const lucky = { ...sticky, luckyReachability: true };
+  const closed = outcome({ refused: ["ECONNREFUSED"] });
+  assert.deepEqual(cellDifferences(lucky, onA, closed), []);
+  assert.deepEqual(cellDifferences(lucky, A1_B1, closed), ["endpoints"]);
 });
 
 function table(cells: Record<string, CellOutcome>, health: Record<string, [number, string]> = {}) {

@@ -5,7 +5,8 @@
  * objects, waits until both proxies programmed them, sends the matrix's probes in both labs, and
  * asks the health questions.
  *
- * IP plan: tests/netns/two_node_plan.ts; sentinel services use ClusterIPs 198.18.190.10-209.
+ * IP plan: tests/netns/two_node_plan.ts; sentinel services use ClusterIPs 198.18.190.10-209 and
+ * fd00:128::e:10-d7.
  *
  * @module
  */
@@ -57,9 +58,9 @@ export interface ProbeSettings {
 }
 
 /** The first pass: short timeouts for drops, many cells at once. */
-export const FIRST_PASS: ProbeSettings = { timeoutMs: 400, cellsPerSource: 6 };
+export const FIRST_PASS: ProbeSettings = { timeoutMs: 500, cellsPerSource: 4 };
 /** A recheck of divergent cells: three times the probes, a patient timeout, fewer at once. */
-export const RECHECK: ProbeSettings = { timeoutMs: 2000, cellsPerSource: 3, countFactor: 3 };
+export const RECHECK: ProbeSettings = { timeoutMs: 2000, cellsPerSource: 8, countFactor: 3 };
 
 /** Both labs, the API server, and the ways to drive them. */
 export interface ConformanceLabs {
@@ -260,18 +261,25 @@ export async function startConformanceLabs(mode: ConformanceMode): Promise<Confo
       converge: async () => {
         const n = sentinel++;
         const name = `sentinel-${n}`;
-        const ip = `198.18.190.${10 + (n % 200)}`;
+        const ips = sentinelIPs(n);
         if (n > 0) {
-          await applyOperation(rest, {
-            op: "delete",
-            kind: "EndpointSlice",
-            name: `sentinel-${n - 1}`,
-          });
+          for (const family of ["ipv4", "ipv6"]) {
+            await applyOperation(rest, {
+              op: "delete",
+              kind: "EndpointSlice",
+              name: `sentinel-${n - 1}-${family}`,
+            });
+          }
           await applyOperation(rest, { op: "delete", kind: "Service", name: `sentinel-${n - 1}` });
         }
-        await rest.call("POST", SERVICES, sentinelService(name, ip));
-        await rest.call("POST", SLICES, sentinelSlice(name));
-        await Promise.all([labs.kproxy, labs.upstream].map((p) => waitForSentinel(p, ip)));
+        await rest.call("POST", SERVICES, sentinelService(name, ips));
+        for (const family of ["IPv4", "IPv6"] as const) {
+          await rest.call("POST", SLICES, sentinelSlice(name, family));
+        }
+        // Upstream runs one proxier per family, each syncing on its own: wait for both.
+        await Promise.all(
+          [labs.kproxy, labs.upstream].flatMap((p) => ips.map((ip) => waitForSentinel(p, ip))),
+        );
       },
       flushConntrack: async () => {
         await Promise.all(
@@ -287,33 +295,42 @@ export async function startConformanceLabs(mode: ConformanceMode): Promise<Confo
   }
 }
 
-function sentinelService(name: string, ip: string): Record<string, unknown> {
+/** The sentinel's ClusterIPs in round `n`: a fresh pair each time (a stale rule never answers). */
+function sentinelIPs(n: number): string[] {
+  return [`198.18.190.${10 + (n % 200)}`, `fd00:128::e:${(0x10 + (n % 200)).toString(16)}`];
+}
+
+function sentinelService(name: string, ips: readonly string[]): Record<string, unknown> {
   return {
     apiVersion: "v1",
     kind: "Service",
     metadata: { name, namespace: CASE_NAMESPACE },
     spec: {
-      clusterIP: ip,
-      clusterIPs: [ip],
-      ipFamilies: ["IPv4"],
-      ipFamilyPolicy: "SingleStack",
+      clusterIP: ips[0],
+      clusterIPs: [...ips],
+      ipFamilies: ["IPv4", "IPv6"],
+      ipFamilyPolicy: "RequireDualStack",
       ports: [{ protocol: "TCP", port: SENTINEL_PORT, targetPort: 8080 }],
     },
   };
 }
 
-function sentinelSlice(name: string): Record<string, unknown> {
+function sentinelSlice(name: string, family: "IPv4" | "IPv6"): Record<string, unknown> {
   return {
     apiVersion: "discovery.k8s.io/v1",
     kind: "EndpointSlice",
     metadata: {
-      name,
+      name: `${name}-${family.toLowerCase()}`,
       namespace: CASE_NAMESPACE,
       labels: { "kubernetes.io/service-name": name },
     },
-    addressType: "IPv4",
+    addressType: family,
     ports: [{ protocol: "TCP", port: 8080 }],
-    endpoints: [{ addresses: ["198.18.2.11"], conditions: { ready: true }, nodeName: NODE_A }],
+    endpoints: [{
+      addresses: [family === "IPv4" ? "198.18.2.11" : "fd00:2:0:a::11"],
+      conditions: { ready: true },
+      nodeName: NODE_A,
+    }],
   };
 }
 

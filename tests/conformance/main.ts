@@ -147,8 +147,10 @@ if (import.meta.main) {
         (n, r) => n + r.divergences.filter((d) => d.deliberate === null).length,
         0,
       );
+      const rechecked = result.rounds.reduce((n, r) => n + r.rechecked, 0);
       console.log(
-        `seed ${seed}: ${result.rounds.length} rounds, ${cells} cells, ${divs} unexplained, ` +
+        `seed ${seed}: ${result.rounds.length} rounds, ${cells} cells (${rechecked} rechecked), ` +
+          `${divs} unexplained, ` +
           `${((performance.now() - t0) / 1000).toFixed(1)} s` +
           (result.error === null ? "" : `; stopped: ${result.error}`),
       );

@@ -17,6 +17,7 @@ import {
   SOURCE_POD_B,
   UNALLOCATED_CLUSTER_IP,
 } from "../netns/two_node_plan.ts";
+import { CLOSED_POD_PORT } from "./generator.ts";
 import {
   clusterIPOf,
   type ClusterModel,
@@ -83,6 +84,11 @@ export interface Cell {
   readonly count: number;
   /** The service has ClientIP affinity: one endpoint answers everything, which one is luck. */
   readonly affinity: boolean;
+  /**
+   * With affinity, some endpoints of the port refuse (their pod port is closed) while others
+   * answer: whether the lucky one answers is luck too.
+   */
+  readonly luckyReachability?: boolean;
 }
 
 /** One health question. */
@@ -130,6 +136,16 @@ function podsOf(svc: ServiceModel, family: LabFamily): number {
 export function probeCount(endpoints: number, affinity: boolean): number {
   if (affinity) return 4;
   return Math.min(18, Math.max(4, 3 * endpoints + 3));
+}
+
+/** True when some slice sends this port of `family` to a closed pod port. */
+function closedEndpoints(svc: ServiceModel, family: LabFamily, port: PortModel): boolean {
+  return svc.slices.some((slice) =>
+    slice.family === family && slice.endpoints.length > 0 &&
+    slice.ports.some((p) =>
+      p.name === port.name && p.protocol === port.protocol && p.port === CLOSED_POD_PORT
+    )
+  );
 }
 
 interface Destination {
@@ -204,6 +220,9 @@ export function buildMatrix(cluster: ClusterModel): Matrix {
         for (const d of destinations(svc, port, family)) {
           for (const source of d.sources) {
             cells.push({
+              ...(affinity && closedEndpoints(svc, family, port)
+                ? { luckyReachability: true }
+                : {}),
               id: cellId(svc, port.name, port.protocol, d, source),
               service: svc.name,
               portName: port.name,

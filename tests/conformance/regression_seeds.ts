@@ -17,7 +17,7 @@ export interface RegressionSeed {
   readonly modes: readonly ConformanceMode[];
   /** What differed, and what fixed it. */
   readonly found: string;
-  /** True when the seed's first round still has the shape that caught the divergence. */
+  /** True when a round of the seed still has the shape that caught the divergence. */
   readonly covers: (cluster: ClusterModel) => boolean;
 }
 
@@ -52,8 +52,12 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     modes: ["nftables"],
     found: "node A's own traffic to an ExternalIP / LoadBalancer IP of an eTP Local service " +
       "without local endpoints: kube-proxy short-circuits it to the cluster endpoints, kproxy " +
-      "dropped it (its no-endpoint check ran before DNAT in the output hook)",
+      "dropped it (its no-endpoint check ran before DNAT in the output hook; seed 15 showed the " +
+      "same cause as a reject where kube-proxy's source-range firewall drops). Also " +
+      "healthCheckNodePort servers per family of the service, as upstream's (seeds 1, 2): " +
+      "kproxy answered on every family with the sum",
     covers: (c) =>
+      c.services.some((s) => s.healthCheckNodePort !== null && s.ipFamilies.length === 2) &&
       c.services.some((s) =>
         s.externalTrafficPolicy === "Local" &&
         s.ipFamilies.some((f) =>
@@ -63,30 +67,24 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
         )
       ),
   },
+
   {
-    seed: 15,
+    seed: 38,
     modes: ["nftables"],
-    found: "node A's own traffic from outside loadBalancerSourceRanges to the LoadBalancer IP " +
-      "of a service without endpoints: kube-proxy's firewall drops it, kproxy rejected it " +
-      "(same cause: its no-endpoint check ran first)",
+    found: "healthCheckNodePort count: kube-proxy counts local ready endpoints under every port " +
+      "name the slices carry, also one no service port matches; kproxy counted only matched ports",
     covers: (c) =>
       c.services.some((s) =>
-        s.sourceRanges.length > 0 &&
-        s.ipFamilies.some((f) =>
-          !hasReadyEndpoint(s, f, "A") && !hasReadyEndpoint(s, f, "B") &&
-          s.sourceRanges.some((r) => familyOf(r) === f) &&
-          s.ingress.some((i) => i.ip !== null && i.ipMode !== "Proxy" && familyOf(i.ip) === f)
+        s.healthCheckNodePort !== null &&
+        s.slices.some((slice) =>
+          slice.ports.some((p) =>
+            !s.ports.some((sp) => sp.name === p.name && sp.protocol === p.protocol)
+          ) &&
+          slice.endpoints.some((ep) =>
+            ep.nodeName && endpointPod(ep).node === "A" && (ep.ready ?? true)
+          )
         )
       ),
-  },
-  {
-    seed: 2,
-    modes: ["nftables"],
-    found: "healthCheckNodePort servers: kube-proxy runs one per family of the service, on that " +
-      "family's node addresses, counting that family's local endpoints; kproxy answered on every " +
-      "family with the sum",
-    covers: (c) =>
-      c.services.some((s) => s.healthCheckNodePort !== null && s.ipFamilies.length === 1),
   },
   {
     seed: 53,

@@ -51,9 +51,23 @@ async function runRound(
   ]);
   let divergences = compareTables(cluster, matrix, { kproxy: k, upstream: u });
   let rechecked = 0;
-  if (divergences.length > 0) {
-    const cells = divergences.flatMap((d) => d.subject === "cell" ? [d.cell] : []);
-    const checks = divergences.flatMap((d) => d.subject === "health" ? [d.check] : []);
+  // Explained divergences need no second look; the others are probed again, more patiently.
+  const doubtful = divergences.filter((d) => d.deliberate === null);
+  // CONFORMANCE_DEBUG=1 prints what the first pass saw differ (to tune timeouts and counts).
+  if (Deno.env.get("CONFORMANCE_DEBUG")) {
+    for (const d of doubtful) {
+      if (d.subject === "cell") {
+        console.log(
+          `first pass: ${d.kinds} ${d.cell.id}: ${JSON.stringify(d.kproxy)} | ${
+            JSON.stringify(d.upstream)
+          }`,
+        );
+      }
+    }
+  }
+  if (doubtful.length > 0) {
+    const cells = doubtful.flatMap((d) => d.subject === "cell" ? [d.cell] : []);
+    const checks = doubtful.flatMap((d) => d.subject === "health" ? [d.check] : []);
     rechecked = cells.length + checks.length;
     const recheck = async (p: typeof labs.kproxy) => ({
       cells: await probeCells(p, cells, RECHECK),
