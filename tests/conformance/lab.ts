@@ -55,12 +55,26 @@ export interface ProbeSettings {
   readonly cellsPerSource: number;
   /** Multiply every cell's probe count (rechecks send more). */
   readonly countFactor?: number;
+  /** Probes of one cell in flight at once (default: all of them). */
+  readonly probesAtOnce?: number;
 }
+
+const TRACE = Deno.env.get("CONFORMANCE_TRACE") !== undefined;
 
 /** The first pass: short timeouts for drops, many cells at once. */
 export const FIRST_PASS: ProbeSettings = { timeoutMs: 500, cellsPerSource: 4 };
-/** A recheck of divergent cells: three times the probes, a patient timeout, fewer at once. */
-export const RECHECK: ProbeSettings = { timeoutMs: 2000, cellsPerSource: 8, countFactor: 3 };
+/**
+ * A recheck of divergent cells: three times the probes, a patient timeout (3 s: TCP sends its SYN
+ * again after 1 s and 3 s, the SCTP probe its INIT every second), at most 8 of a cell's probes at
+ * once — a burst of 72 probes on a loaded machine starves the pods' own answers (seed 2 in
+ * iptables at load 28: 27 of 72 SCTP probes unanswered in 2 s in one lab, none in the other).
+ */
+export const RECHECK: ProbeSettings = {
+  timeoutMs: 3000,
+  cellsPerSource: 8,
+  countFactor: 3,
+  probesAtOnce: 8,
+};
 
 /** Both labs, the API server, and the ways to drive them. */
 export interface ConformanceLabs {
@@ -390,8 +404,16 @@ export async function probeCells(
             count,
             // With affinity, one probe at a time: concurrent first packets would each be
             // balanced before any of them recorded the affinity.
-            { timeoutMs: settings.timeoutMs, concurrency: cell.affinity ? 1 : count },
+            {
+              timeoutMs: settings.timeoutMs,
+              concurrency: cell.affinity ? 1 : Math.min(count, settings.probesAtOnce ?? count),
+            },
           );
+          // CONFORMANCE_TRACE=1: every probe of a cell that saw a drop, in order, with its time.
+          if (TRACE && results.some((r) => r.kind === "timeout")) {
+            const seen = results.map((r) => `${r.kind === "answer" ? r.pod : r.kind}@${r.ms}`);
+            console.log(`trace ${p.name} ${cell.id}: ${seen.join(" ")}`);
+          }
           out.set(cell.id, summarizeProbes(results));
         }
       }

@@ -122,20 +122,30 @@ export const HEALTHZ_PORT = 10256;
 /** A port no generated service uses: the "ClusterIP, unused port" cells. */
 export const UNUSED_SERVICE_PORT = 1;
 
-/** Distinct pods of the service's slices of `family`: an upper bound of the endpoints. */
-function podsOf(svc: ServiceModel, family: LabFamily): number {
-  const pods = new Set<string>();
+/**
+ * Distinct endpoints (pod and target port) the slices of `family` give `port`: an upper bound of
+ * the answers a cell can see. A pod counts once per target port: slices may send one service
+ * port to several ports of the same pod (`a1:8081`, `a1:8082`), and each must be seen.
+ */
+function endpointsOf(svc: ServiceModel, family: LabFamily, port: PortModel): number {
+  const endpoints = new Set<string>();
   for (const slice of svc.slices) {
     if (slice.family !== family) continue;
-    for (const ep of slice.endpoints) pods.add(ep.pod);
+    for (const p of slice.ports) {
+      if (p.name !== port.name || p.protocol !== port.protocol) continue;
+      for (const ep of slice.endpoints) endpoints.add(`${ep.pod}:${p.port}`);
+    }
   }
-  return pods.size;
+  return endpoints.size;
 }
 
-/** Probes per cell: with n possible endpoints, 3n + 3 (a missed one has odds below 1 in 30). */
+/**
+ * Probes per cell: with n possible endpoints, 3n + 3, so a missed one has odds below 1 in 30
+ * ((1 - 1/n)^(3n+3)) up to the cap of 24 (n = 7); a recheck sends three times as many.
+ */
 export function probeCount(endpoints: number, affinity: boolean): number {
   if (affinity) return 4;
-  return Math.min(18, Math.max(4, 3 * endpoints + 3));
+  return Math.min(24, Math.max(4, 3 * endpoints + 3));
 }
 
 /** True when some slice sends this port of `family` to a closed pod port. */
@@ -215,8 +225,8 @@ export function buildMatrix(cluster: ClusterModel): Matrix {
     if (!isProxied(svc)) continue;
     const affinity = svc.affinitySeconds !== null;
     for (const family of svc.ipFamilies) {
-      const count = probeCount(podsOf(svc, family), affinity);
       for (const port of svc.ports) {
+        const count = probeCount(endpointsOf(svc, family, port), affinity);
         for (const d of destinations(svc, port, family)) {
           for (const source of d.sources) {
             cells.push({

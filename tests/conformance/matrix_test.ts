@@ -5,7 +5,7 @@
  * LoadBalancer and external IPs 198.18.200.0/24).
  */
 import assert from "node:assert/strict";
-import { lbService } from "./_fixtures.ts";
+import { lbService, readyEndpoint } from "./_fixtures.ts";
 import { buildMatrix, probeCount, SOURCES, UNUSED_SERVICE_PORT } from "./matrix.ts";
 
 Deno.test("matrix: every address kind of a LoadBalancer, from every source, both families", () => {
@@ -69,10 +69,33 @@ Deno.test("matrix: headless and ExternalName services get no cells; affinity ski
 Deno.test("matrix: enough probes to see a spread", () => {
   assert.equal(probeCount(0, false), 4);
   assert.equal(probeCount(2, false), 9);
-  assert.equal(probeCount(10, false), 18);
+  assert.equal(probeCount(7, false), 24);
+  assert.equal(probeCount(10, false), 24);
   const m = buildMatrix({ services: [lbService()] });
   const v4 = m.cells.find((c) => c.kind === "ClusterIP" && c.family === "IPv4");
   const v6 = m.cells.find((c) => c.kind === "ClusterIP" && c.family === "IPv6");
   assert.equal(v4?.count, 9); // two pods in the IPv4 slice
   assert.equal(v6?.count, 4); // none in IPv6
+});
+
+Deno.test("matrix: a pod reached on two target ports counts as two endpoints (seed 2's s2-2)", () => {
+  const svc = lbService();
+  const m = buildMatrix({
+    services: [{
+      ...svc,
+      slices: [...svc.slices, {
+        name: "web-1",
+        family: "IPv4",
+        ports: [{ name: "http", protocol: "TCP", port: 8081 }, {
+          name: "other",
+          protocol: "TCP",
+          port: 8082,
+        }],
+        endpoints: [readyEndpoint("a1"), readyEndpoint("a2")],
+      }],
+    }],
+  });
+  const v4 = m.cells.find((c) => c.kind === "ClusterIP" && c.family === "IPv4");
+  // a1:8080 b1:8080 a1:8081 a2:8081 (web-1's port "other" is no port of the service).
+  assert.equal(v4?.count, 15);
 });

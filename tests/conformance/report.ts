@@ -45,6 +45,8 @@ export interface RunResult {
   readonly mode: string;
   /** Every seed, in order. */
   readonly seeds: readonly SeedResult[];
+  /** Seeds asked for, when a time budget left some of them unrun. */
+  readonly asked?: number;
   /** Wall time in seconds. */
   readonly seconds: number;
 }
@@ -197,7 +199,10 @@ export function resultsSection(run: RunResult, context: RunContext): string {
     `- date: ${context.date}; commit \`${context.commit}\``,
     `- machine: ${context.machine}; load ${context.load}`,
     `- seeds: ${seedRanges(run.seeds.map((s) => s.seed))} (${t.seeds} seeds, ${t.rounds} rounds, ` +
-    `${Math.round(run.seconds)} s)`,
+    `${Math.round(run.seconds)} s)` +
+    (run.asked !== undefined && run.asked > t.seeds
+      ? `; ${run.asked} asked for, the time budget ran out after ${t.seeds}`
+      : ""),
     `- compared: **${t.cells} packet cells** and ${t.health} health answers` +
     (t.notProbed > 0
       ? `; ${t.notProbed} SCTP cells not probed (no SCTP sockets in this kernel)`

@@ -78,4 +78,7 @@ Deno.test("report: results file has one section per backend, replaced on rerun",
   const rerun = mergeResults(both, clean);
   assert.equal(rerun.match(/^## nftables$/gm)?.length, 1);
   assert.match(rerun, /## nftables[\s\S]*unexplained divergences: 0[\s\S]*## iptables/);
+  assert.doesNotMatch(section, /asked for/);
+  const budget = resultsSection({ ...run, asked: 200 }, CONTEXT);
+  assert.match(budget, /seeds: 9 \(1 seeds, .*; 200 asked for, the time budget ran out after 1/);
 });

@@ -100,8 +100,16 @@ function random32(): number {
 }
 
 /**
- * Sends one INIT to `ip:port` from a connected raw socket and waits up to `timeoutMs` for the
- * INIT ACK of this association (matched by ports and verification tag), an ABORT, or an error.
+ * A real SCTP stack sends the INIT again when no INIT ACK came within its retransmission timeout,
+ * as TCP does its SYN (after 1 s): a probe does the same, so one packet lost to a loaded machine
+ * is not read as a drop, while a path that drops INITs drops every copy.
+ */
+export const SCTP_INIT_RETRANSMIT_MS = 1000;
+
+/**
+ * Sends an INIT to `ip:port` from a connected raw socket (again every
+ * {@link SCTP_INIT_RETRANSMIT_MS}, same ports and tag) and waits up to `timeoutMs` for the INIT
+ * ACK of this association (matched by ports and verification tag), an ABORT, or an error.
  */
 export async function sctpProbe(
   ip: string,
@@ -123,10 +131,16 @@ export async function sctpProbe(
       return { kind: "error", name: errnoName(errno()) };
     }
     const deadline = performance.now() + timeoutMs;
+    let retransmitAt = performance.now() + SCTP_INIT_RETRANSMIT_MS;
     while (true) {
-      const left = deadline - performance.now();
+      const now = performance.now();
+      const left = deadline - now;
       if (left <= 0) return { kind: "timeout" };
-      const revents = await pollIn(fd, left);
+      if (now >= retransmitAt) {
+        libc.symbols.send(fd, init, BigInt(init.length), 0);
+        retransmitAt = now + SCTP_INIT_RETRANSMIT_MS;
+      }
+      const revents = await pollIn(fd, Math.min(left, retransmitAt - now));
       if (revents === 0) continue;
       if (revents & POLLERR) {
         const code = socketError(fd);
