@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { NftablesApplier } from "../src/apply/nftables_applier.ts";
 import { type ProxyEvent, reconcile } from "../src/snapshot/proxy_state.ts";
 import { benchFixture, spreadSlices } from "./_fixtures.ts";
-import { canCreateNetns, withBenchNetns } from "./netns.ts";
+import { withBenchNetns } from "./netns.ts";
+import { netns, nft, requiring } from "../tests/requirements.ts";
 import { ipv4Hex, NfEventWatch, nowMs, textHex } from "./rule_watch.ts";
 import { freshEndpointIPv4, sliceWithEndpoint, toKubeObject } from "./synthetic_cluster.ts";
 
@@ -12,9 +13,8 @@ Deno.test("patterns are the bytes nf_tables carries", () => {
   assert.equal(textHex("KUBE-SEP"), "4b5542452d534550");
 });
 
-Deno.test({
+Deno.test(requiring([netns, nft], {
   name: "the listener sees changes appear and disappear, and full resyncs as neither",
-  ignore: !canCreateNetns(),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -67,4 +67,4 @@ Deno.test({
       }
     });
   },
-});
+}));

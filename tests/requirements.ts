@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { fixturesAvailable } from "./fixtures/_build.ts";
+import { fixtureBinary, fixturesAvailable } from "./fixtures/_build.ts";
 
 /** Something a test needs from the machine. */
 export interface Requirement {
@@ -121,10 +121,13 @@ export const nft: Requirement = tool("nft", "apt-get install nftables");
 export const iptables: Requirement = tool("iptables", "apt-get install iptables");
 /** `conntrack` (conntrack-tools). */
 export const conntrack: Requirement = tool("conntrack", "apt-get install conntrack");
-/** `kubectl` (built by tests/fixtures/build_fixtures.sh from the same Kubernetes module). */
-export const kubectl: Requirement = tool(
+/** `kubectl`, built by tests/fixtures/build_fixtures.sh from the same Kubernetes module. */
+export const kubectl: Requirement = requirement(
   "kubectl",
-  "tests/fixtures/build_fixtures.sh builds it into .cache/fixtures/bin",
+  () =>
+    findExecutable(fixtureBinary("kubectl")) === null
+      ? `${fixtureBinary("kubectl")} is not built (run tests/fixtures/build_fixtures.sh; needs Go)`
+      : null,
 );
 /** `systemd-analyze` (Debian's systemd package). */
 export const systemdAnalyze: Requirement = tool("systemd-analyze", "apt-get install systemd");
@@ -146,15 +149,23 @@ export function missingReasons(requirements: readonly Requirement[]): string[] {
 
 const warned = new Set<string>();
 
+/** A test or test-step definition that {@link requiring} can gate. */
+export interface GatedDefinition {
+  /** Test name. */
+  readonly name: string;
+  /** Skip it. */
+  readonly ignore?: boolean;
+}
+
 /**
- * Gates a test definition on requirements. All present: the definition as given. Some missing:
- * skipped (`ignore: true`, with one warning per reason); under CI, unless every missing one is
- * `ciOptional`, the body is replaced by one that fails naming what was missing.
+ * Gates a test (or step) definition on requirements. All present: the definition as given. Some
+ * missing: skipped (`ignore: true`, with one warning per reason); under CI, unless every missing
+ * one is `ciOptional`, the body is replaced by one that fails naming what was missing.
  */
-export function requiring(
+export function requiring<T extends GatedDefinition & { fn: unknown }>(
   requirements: readonly Requirement[],
-  definition: Deno.TestDefinition,
-): Deno.TestDefinition {
+  definition: T,
+): T {
   const missing = requirements.filter((r) => r.missing() !== null);
   if (missing.length === 0) return definition;
   const reasons = missingReasons(missing);
@@ -162,7 +173,8 @@ export function requiring(
   if (mustRun) {
     const message = cannotRunMessage(definition.name, reasons);
     return {
-      name: definition.name,
+      ...definition,
+      ignore: false,
       sanitizeOps: false,
       sanitizeResources: false,
       fn() {

@@ -6,7 +6,8 @@ import {
   parseGenerationReply,
   readNftGeneration,
 } from "./nft_generation.ts";
-import { runTool, runToolResult } from "./run_tool.ts";
+import { runTool } from "./run_tool.ts";
+import { netns, nft, requiring } from "../../tests/requirements.ts";
 
 function reply(genid: number, type = (10 << 8) | 15): Uint8Array {
   const msg = new Uint8Array(36);
@@ -36,12 +37,8 @@ Deno.test("nft generation: GETGEN request and NEWGEN reply", () => {
   assert.equal(nextGeneration(0xffffffff), 1);
 });
 
-const root = Deno.uid() === 0 &&
-  (await runToolResult("nft", ["--version"]).then((r) => r.code === 0, () => false));
-
-Deno.test({
+Deno.test(requiring([netns, nft], {
   name: "nft generation: moves by one per transaction in this namespace, by anyone",
-  ignore: !root,
   async fn() {
     // Read from inside a namespace of the test's own: this file's reader runs there.
     const ns = `kpx-gen-${crypto.randomUUID().slice(0, 8)}`;
@@ -70,4 +67,4 @@ Deno.test({
       await runTool("ip", ["netns", "delete", ns]);
     }
   },
-});
+}));

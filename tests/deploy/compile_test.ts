@@ -32,6 +32,7 @@ import {
 import { KPROXY_TOOLS } from "../../deploy/kproxy_permissions.ts";
 import { KPROXY_VERSION } from "../../src/version.ts";
 import { REPO_DIR } from "./_manifests.ts";
+import { requirement, requiring } from "../requirements.ts";
 import { KPROXY_V8_FLAGS } from "../../src/v8_flags.ts";
 
 const X86 = "x86_64-unknown-linux-gnu";
@@ -233,6 +234,11 @@ async function denoDirWithoutRuntime(path: string): Promise<string> {
 const host = (COMPILE_TARGETS as readonly string[]).includes(Deno.build.target)
   ? Deno.build.target
   : null;
+/** This machine is one of the compile targets (so its own runtime can be asked for). */
+const compileHost = requirement(
+  "compile target",
+  () => host === null ? `${Deno.build.target} is not a compile target` : null,
+);
 
 Deno.test({
   name: "compile without DENORT_BIN and no way to download denort: one clear line, fast",
@@ -254,9 +260,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+Deno.test(requiring([compileHost], {
   name: "compile with DENORT_BIN = the full deno binary is refused before compiling",
-  ignore: host === null,
   async fn() {
     await withTempDir(async (dir) => {
       const run = await compileTask(["--output", `${dir}/kproxy`], { DENORT_BIN: Deno.execPath() });
@@ -268,7 +273,7 @@ Deno.test({
       await assert.rejects(Deno.stat(`${dir}/kproxy`));
     });
   },
-});
+}));
 
 Deno.test({
   name: "compile with DENORT_BIN for another CPU, or not an executable, is refused",
@@ -298,9 +303,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+Deno.test(requiring([compileHost], {
   name: "a deno disguised as denort is compiled, caught by `version`, and deleted",
-  ignore: host === null,
   async fn() {
     await withTempDir(async (dir) => {
       // The full deno binary with its tell-tale help text altered: passes the static check.
@@ -325,7 +329,7 @@ Deno.test({
       );
     });
   },
-});
+}));
 
 /** A real denort to build with: $KPROXY_TEST_DENORT_BIN, else the Deno cache's zip. */
 async function realDenort(): Promise<Record<string, string> | null> {
@@ -341,16 +345,21 @@ async function realDenort(): Promise<Record<string, string> | null> {
 }
 
 const denort = await realDenort();
-if (denort === null) {
-  console.error(
-    "compile_test: no real denort (set KPROXY_TEST_DENORT_BIN or cache denort-" +
-      `${host ?? "<target>"}.zip for Deno ${Deno.version.deno}); skipping the full build test`,
-  );
-}
 
-Deno.test({
+/** A real denort, which these machines cannot download: a skip even under CI. */
+const realDenortRequirement = requirement(
+  "denort",
+  () =>
+    denort === null
+      ? `no real denort (set KPROXY_TEST_DENORT_BIN or cache denort-${
+        host ?? "<target>"
+      }.zip for Deno ${Deno.version.deno})`
+      : null,
+  { ciOptional: true },
+);
+
+Deno.test(requiring([realDenortRequirement], {
   name: "compile with a real denort builds kproxy, which reports its version and commit",
-  ignore: denort === null,
   async fn() {
     await withTempDir(async (dir) => {
       const output = `${dir}/kproxy`;
@@ -364,4 +373,4 @@ Deno.test({
       );
     });
   },
-});
+}));

@@ -22,17 +22,10 @@ import {
   type KubernetesObject,
   KubernetesObjectApi,
 } from "@kubernetes/client-node";
-import { fixturesAvailable, startTestCluster } from "../fixtures/apiserver.ts";
+import { startTestCluster } from "../fixtures/apiserver.ts";
 import { kproxyPermissionArgs } from "../../deploy/kproxy_permissions.ts";
 import { findObject, loadShippedManifests, REPO_DIR } from "./_manifests.ts";
-
-const available = fixturesAvailable();
-if (!available) {
-  console.error(
-    "dry_run_test: skipped: the Go fixtures (kube-apiserver, etcd) are not built; run " +
-      "tests/fixtures/build_fixtures.sh (needs Go) to check the manifests against an API server",
-  );
-}
+import { goFixtures, requiring } from "../requirements.ts";
 
 const SERVICE_ACCOUNT = "system:serviceaccount:kube-system:kproxy";
 
@@ -71,9 +64,8 @@ function describe(a: Access): string {
   return `${a.verb} ${a.resource}${a.group ? `.${a.group}` : ""}${a.name ? `/${a.name}` : ""}`;
 }
 
-Deno.test({
+Deno.test(requiring([goFixtures], {
   name: "the shipped manifests pass the API server, and kproxy runs with their RBAC",
-  ignore: !available,
   // client-node keeps pooled keep-alive sockets beyond each call.
   sanitizeResources: false,
   sanitizeOps: false,
@@ -224,7 +216,7 @@ Deno.test({
       await cluster.stop();
     }
   },
-});
+}));
 
 /** Runs kproxy with the baked permissions until its first sync (or 60 s); returns stderr. */
 async function runKproxy(args: string[]): Promise<string> {

@@ -19,6 +19,8 @@ import {
   type ManifestObject,
   REPO_DIR,
 } from "./_manifests.ts";
+import { kubectl, requiring } from "../requirements.ts";
+import { fixtureBinary } from "../fixtures/_build.ts";
 
 // Loose views of the objects, enough for the checks below.
 interface Probe {
@@ -291,31 +293,21 @@ Deno.test("kustomization.yaml lists every manifest file and sets the image", () 
   assert.equal(k.images[0]?.name, container.image?.split(":")[0]);
 });
 
-function kubectlKustomize(): string | null {
-  try {
-    const out = new Deno.Command("kubectl", {
-      args: ["kustomize", KUBERNETES_DIR],
-      stdout: "piped",
-      stderr: "piped",
-    }).outputSync();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    return new TextDecoder().decode(out.stdout);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
+/** `kubectl kustomize deploy/kubernetes` with the fixtures' kubectl. */
+function kubectlKustomize(): string {
+  const out = new Deno.Command(fixtureBinary("kubectl"), {
+    args: ["kustomize", KUBERNETES_DIR],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout);
 }
 
-const kustomized = kubectlKustomize();
-if (kustomized === null) {
-  console.error("manifests_test: kubectl not found; skipping the `kubectl kustomize` test");
-}
-
-Deno.test({
+Deno.test(requiring([kubectl], {
   name: "kubectl kustomize renders the kustomization: every object, image and patch applied",
-  ignore: kustomized === null,
   fn() {
-    const objects = yaml.loadAll(kustomized ?? "") as ManifestObject[];
+    const objects = yaml.loadAll(kubectlKustomize()) as ManifestObject[];
     assert.deepEqual(
       objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
       docs.map((d) => `${d.object.kind}/${d.object.metadata.name}`).sort(),
@@ -330,4 +322,4 @@ Deno.test({
       "control-plane.cluster.invalid",
     );
   },
-});
+}));

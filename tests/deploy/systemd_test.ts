@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { parseFlags } from "../../src/cli/flags.ts";
 import { REPO_DIR } from "./_manifests.ts";
+import { requiring, systemdAnalyze } from "../requirements.ts";
 
 const UNIT_PATH = `${REPO_DIR}/deploy/systemd/kproxy.service`;
 const unitText = Deno.readTextFileSync(UNIT_PATH);
@@ -73,9 +74,8 @@ Deno.test("kproxy.service hardening keeps exactly netfilter's capabilities and n
   assert.notEqual(values("Service", "MemoryDenyWriteExecute")[0], "true");
 });
 
-Deno.test({
+Deno.test(requiring([systemdAnalyze], {
   name: "systemd-analyze verify accepts kproxy.service",
-  ignore: !hasSystemdAnalyze(),
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "kproxy-unit-" });
     try {
@@ -98,13 +98,4 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
-
-function hasSystemdAnalyze(): boolean {
-  try {
-    return new Deno.Command("systemd-analyze", { args: ["--version"], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
+}));

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
-import { fixturesAvailable, startTestCluster, type TestCluster } from "../fixtures/apiserver.ts";
+import { startTestCluster, type TestCluster } from "../fixtures/apiserver.ts";
 import { TestApi } from "./_api.ts";
 import {
   endpointsOf,
@@ -17,14 +17,7 @@ import {
   summarize,
 } from "./_source_harness.ts";
 import { TcpRelay } from "./_tcp_relay.ts";
-
-const available = fixturesAvailable();
-if (!available) {
-  console.error(
-    "\n!!! tests/integration/kubernetes_source_test.ts SKIPPED: the kube-apiserver/etcd fixtures " +
-      "are not built (run tests/fixtures/build_fixtures.sh; needs Go) !!!\n",
-  );
-}
+import { goFixtures, requiring } from "../requirements.ts";
 
 const WEB = "default/web:http";
 
@@ -54,9 +47,8 @@ function servicePresent(id: string) {
   return (s: Parameters<Parameters<SourceHarness["waitFor"]>[1]>[0]) => endpointsOf(s, id) !== null;
 }
 
-Deno.test({
+Deno.test(requiring([goFixtures], {
   name: "kubernetes source: snapshots follow a real API server through restarts, 410 and faults",
-  ignore: !available,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
@@ -302,7 +294,7 @@ Deno.test({
       await cluster.stop();
     }
   },
-});
+}));
 
 async function waitUntil(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -321,9 +313,8 @@ async function withCluster(fn: (cluster: TestCluster) => Promise<void>): Promise
   }
 }
 
-Deno.test({
+Deno.test(requiring([goFixtures], {
   name: "kubernetes source: client-certificate kubeconfig with kube-proxy's own RBAC, watches too",
-  ignore: !available,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -373,11 +364,10 @@ Deno.test({
       }
     });
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([goFixtures], {
   name: "kubernetes source: in-cluster service-account config (token file, CA, service env)",
-  ignore: !available,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -410,11 +400,10 @@ Deno.test({
       }
     });
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([goFixtures], {
   name: "kubernetes source: the API server filters out ExternalName and headless Services",
-  ignore: !available,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -458,4 +447,4 @@ Deno.test({
       }
     });
   },
-});
+}));

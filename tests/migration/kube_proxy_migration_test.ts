@@ -25,12 +25,11 @@ import { NftablesApplier } from "../../src/apply/nftables_applier.ts";
 import { parseKubeObject } from "../../src/model/kube_object.ts";
 import type { KubeObject } from "../../src/model/kube_object.ts";
 import { buildSnapshot } from "../../src/snapshot/proxy_state.ts";
-import { fixturesAvailable, startTestCluster, type TestCluster } from "../fixtures/apiserver.ts";
+import { startTestCluster, type TestCluster } from "../fixtures/apiserver.ts";
 import { endpointSlice, service, THIS_NODE, thisNode } from "../netns/manifests.ts";
 import type { ProbeResult } from "../netns/probe.ts";
 import {
   createTopology,
-  netnsSupport,
   NODE_PRIMARY_IPV4,
   nodeAddresses,
   POD_CIDRS,
@@ -52,19 +51,7 @@ import {
   type UpstreamMode,
   waitUntil,
 } from "../netns/upstream_kube_proxy.ts";
-
-const support = netnsSupport();
-const haveFixtures = fixturesAvailable();
-const skipReason = !support.ok
-  ? support.reason
-  : !haveFixtures
-  ? "the Go fixtures (kube-apiserver, etcd, kube-proxy) are not built; run tests/fixtures/build_fixtures.sh"
-  : "";
-if (skipReason !== "") {
-  console.warn(
-    `\n!!! MIGRATION TESTS SKIPPED (upstream kube-proxy ⇄ kproxy): ${skipReason} !!!\n`,
-  );
-}
+import { goFixtures, netns, requiring } from "../requirements.ts";
 
 const CLUSTER_IP = "198.18.128.10";
 const NODE_PORT = 30080;
@@ -294,9 +281,8 @@ async function kproxyToUpstream(cluster: TestCluster, mode: UpstreamMode): Promi
   });
 }
 
-Deno.test({
+Deno.test(requiring([netns, goFixtures], {
   name: "migration: upstream kube-proxy ⇄ kproxy without a reboot",
-  ignore: skipReason !== "",
   // client-node keeps pooled keep-alive sockets beyond each step.
   sanitizeResources: false,
   sanitizeOps: false,
@@ -340,4 +326,4 @@ Deno.test({
       await cluster.stop();
     }
   },
-});
+}));

@@ -13,26 +13,21 @@ import {
   CLIENT2_IPV4,
   CLIENT_IPV4,
   createTopology,
-  netnsSupport,
   NODE_INTERNAL_IPV4,
   podIPv4,
   podIPv6,
   sweepStaleNamespaces,
   withTopology,
 } from "./topology.ts";
-
-const support = netnsSupport();
-if (!support.ok) console.warn(`netns harness tests skipped: ${support.reason}`);
-const ignore = !support.ok;
+import { netns, requiring } from "../requirements.ts";
 
 async function netnsList(): Promise<string> {
   const r = await runToolResult("ip", ["netns", "list"]);
   return r.stdout;
 }
 
-Deno.test({
+Deno.test(requiring([netns], {
   name: "harness: topology comes up and goes away without leftovers",
-  ignore,
   async fn() {
     const topology = await createTopology({ pods: 2, secondClient: true });
     let torn = false;
@@ -55,11 +50,10 @@ Deno.test({
       if (!torn) await topology.teardown();
     }
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([netns], {
   name: "harness: namespaces left by a killed run are swept, live ones are kept",
-  ignore,
   async fn() {
     // A process that has exited: its pid names the "killed run".
     const child = new Deno.Command("true").spawn();
@@ -80,11 +74,10 @@ Deno.test({
       await runToolResult("ip", ["netns", "del", stale]);
     }
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([netns], {
   name: "harness: withTopology tears down when the callback throws",
-  ignore,
   async fn() {
     let id = "";
     await assert.rejects(
@@ -97,11 +90,10 @@ Deno.test({
     assert.notEqual(id, "");
     assert.ok(!(await netnsList()).includes(id));
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([netns], {
   name: "harness: pod servers answer with their name and the client IP, TCP and UDP, IPv4 and IPv6",
-  ignore,
   async fn() {
     await withTopology({ pods: 3 }, async (topology) => {
       for (const [i, pod] of topology.pods.entries()) {
@@ -132,11 +124,10 @@ Deno.test({
       );
     });
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([netns], {
   name: "harness: probes report refused for closed ports and timeout for unrouted VIPs",
-  ignore,
   async fn() {
     await withTopology({ pods: 1 }, async (topology) => {
       for (const protocol of ["TCP", "UDP"] as const) {
@@ -160,7 +151,7 @@ Deno.test({
       assert.equal(noneUdp.kind, "timeout");
     });
   },
-});
+}));
 
 const HAND_WRITTEN_RULES = `
 table inet kp_harness_test {
@@ -192,9 +183,8 @@ table inet kp_harness_test {
 }
 `;
 
-Deno.test({
+Deno.test(requiring([netns], {
   name: "harness: a hand-written nft DNAT in the node namespace makes a VIP reach pods",
-  ignore,
   async fn() {
     await withTopology({ pods: 3, secondClient: true }, async (topology) => {
       const load = await runToolResult("nft", ["-f", "-"], {
@@ -241,4 +231,4 @@ Deno.test({
       assert.doesNotMatch(pod.stdout, /kp_harness_test/);
     });
   },
-});
+}));

@@ -26,10 +26,9 @@ import {
   type ProxyState,
   reconcile,
 } from "../../src/snapshot/proxy_state.ts";
-import { netnsSupport } from "./topology.ts";
 import { withScratchNetns } from "./scratch_netns.ts";
+import { iptables, netns, requiring } from "../requirements.ts";
 
-const support = netnsSupport();
 const VARIANTS: readonly IptablesVariant[] = ["nft", "legacy"];
 
 async function run(netns: string, tool: string, args: string[], stdin?: string) {
@@ -95,9 +94,8 @@ function start(endpoints: number): ProxyState {
 }
 
 for (const variant of VARIANTS) {
-  Deno.test({
+  Deno.test(requiring([netns, iptables], {
     name: `iptables-${variant}: every golden ruleset passes iptables-restore --test`,
-    ignore: !support.ok,
     async fn() {
       await withScratchNetns("kp-ipt", async (netns) => {
         for (const tc of TEST_CASES) {
@@ -112,13 +110,12 @@ for (const variant of VARIANTS) {
         }
       });
     },
-  });
+  }));
 
   for (const chainsPerStage of [undefined, 3]) {
     const staged = chainsPerStage === undefined ? "" : ", in stages of 3 chains";
-    Deno.test({
+    Deno.test(requiring([netns, iptables], {
       name: `iptables-${variant}: partial syncs leave what a full sync would${staged}`,
-      ignore: !support.ok,
       async fn() {
         await withScratchNetns("kp-ipt", async (netns) => {
           const applier = new IptablesApplier({
@@ -170,12 +167,11 @@ for (const variant of VARIANTS) {
           assert.equal(kubeRulesOnly(await save(netns, variant, true)), "");
         });
       },
-    });
+    }));
   }
 
-  Deno.test({
+  Deno.test(requiring([netns, iptables], {
     name: `iptables-${variant}: cleanup leaves iptables-save as it was`,
-    ignore: !support.ok,
     async fn() {
       await withScratchNetns("kp-ipt", async (netns) => {
         // A user's own chain and rules, which kproxy must never touch.
@@ -214,11 +210,10 @@ for (const variant of VARIANTS) {
         assert.equal(await save(netns, variant, true), before6);
       });
     },
-  });
+  }));
 
-  Deno.test({
+  Deno.test(requiring([netns, iptables], {
     name: `iptables-${variant}: a failing restore keeps the previous rules`,
-    ignore: !support.ok,
     async fn() {
       const dir = await Deno.makeTempDir({ prefix: "kproxy-ipt-" });
       try {
@@ -261,11 +256,10 @@ for (const variant of VARIANTS) {
         await Deno.remove(dir, { recursive: true });
       }
     },
-  });
+  }));
 
-  Deno.test({
+  Deno.test(requiring([netns, iptables], {
     name: `iptables-${variant}: the first sync takes over an earlier kube-proxy's chains`,
-    ignore: !support.ok,
     async fn() {
       await withScratchNetns("kp-ipt", async (netns) => {
         await run(
@@ -292,12 +286,11 @@ for (const variant of VARIANTS) {
         assert.ok(!(await save(netns, variant)).includes("KUBE-"));
       });
     },
-  });
+  }));
 }
 
-Deno.test({
+Deno.test(requiring([netns, iptables], {
   name: "iptables: the variant is detected with iptables --version",
-  ignore: !support.ok,
   async fn() {
     await withScratchNetns("kp-ipt", async (netns) => {
       const version = await run(netns, "iptables", ["--version"]);
@@ -305,4 +298,4 @@ Deno.test({
       assert.equal(await applier.variant(), /nf_tables/.test(version) ? "nft" : "legacy");
     });
   },
-});
+}));

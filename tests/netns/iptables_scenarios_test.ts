@@ -71,6 +71,7 @@ for (const variant of ["nft", "legacy"] as const satisfies readonly IptablesVari
   const backend = {
     name: `iptables-${variant}`,
     makeApplier: (netns: string) => new IptablesApplier({ netns, variant }),
+    dropEvidence: variant === "legacy" ? "legacy-counters" as const : "nftrace" as const,
   };
   runScenarioTable(backend);
   registerScenarioTests(backend, LOCALHOST_NODEPORTS);

@@ -10,16 +10,15 @@ import { initialProxyState, type ProxyState, reconcile } from "../../src/snapsho
 import { endpointSlice, local, service, thisNode } from "./manifests.ts";
 import { formatDistribution } from "./probe.ts";
 import { parseScenarioObjects, scenarioSettings } from "./scenario_runner.ts";
-import { createTopology, netnsSupport } from "./topology.ts";
+import { createTopology } from "./topology.ts";
+import { netns, nft, requiring } from "../requirements.ts";
 
-const support = netnsSupport();
 const HTTP = [{ name: "http", port: 80 }] as const;
 const HTTP_TARGET = [{ name: "http", port: 8080 }] as const;
 const TARGET = { protocol: "TCP", ip: "198.18.128.40", port: 80 } as const;
 
-Deno.test({
+Deno.test(requiring([netns, nft], {
   name: "nftables: ClientIP affinity survives full syncs and other endpoints leaving",
-  ignore: !support.ok,
   async fn() {
     const topo = await createTopology({ pods: 4 });
     try {
@@ -74,4 +73,4 @@ Deno.test({
       await topo.teardown();
     }
   },
-});
+}));

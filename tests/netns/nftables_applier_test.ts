@@ -14,12 +14,8 @@ import { renderNftables } from "../../src/render/nftables/nftables_renderer.ts";
 import { initialProxyState, reconcile } from "../../src/snapshot/proxy_state.ts";
 import { FIXTURE_SETTINGS } from "../../src/render/nftables/_fixtures.ts";
 import type { ProxySnapshot } from "../../src/snapshot/types.ts";
-import { netnsSupport } from "./topology.ts";
 import { withScratchNetns } from "./scratch_netns.ts";
-
-const support = netnsSupport();
-const ignore = !support.ok;
-if (ignore) console.warn(`nftables netns tests skipped: ${support.reason}`);
+import { netns, nft as nftTool, requiring } from "../requirements.ts";
 
 function nft(ns: string, args: string[], stdin?: string): Promise<string> {
   return runTool("nft", args, { netns: ns, ...(stdin !== undefined ? { stdin } : {}) });
@@ -61,9 +57,8 @@ function canonicalBlock(lines: string[]): string {
 const HTTP = { name: "http", protocol: "TCP", port: 80 };
 const HTTP_TARGET = { name: "http", protocol: "TCP", port: 8080 };
 
-Deno.test({
+Deno.test(requiring([netns, nftTool], {
   name: "nftables: golden scripts pass nft --check in a namespace",
-  ignore,
   async fn() {
     await withScratchNetns("kp-nft", async (ns) => {
       for (const [name, snapshot] of await goldenCases()) {
@@ -75,11 +70,10 @@ Deno.test({
       }
     });
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([netns, nftTool], {
   name: "nftables: cleanup removes only kproxy's tables",
-  ignore,
   async fn() {
     await withScratchNetns("kp-nft", async (ns) => {
       await nft(
@@ -107,7 +101,7 @@ Deno.test({
       await applier.cleanup(); // idempotent
     });
   },
-});
+}));
 
 interface Step {
   readonly snapshot: ProxySnapshot;
@@ -183,9 +177,8 @@ function steps(): Step[] {
   return out;
 }
 
-Deno.test({
+Deno.test(requiring([netns, nftTool], {
   name: "nftables: partial syncs leave the same tables as a full load",
-  ignore,
   async fn() {
     await withScratchNetns("kp-nft", async (ns) => {
       await withScratchNetns("kp-nft", async (fresh) => {
@@ -216,11 +209,10 @@ Deno.test({
       });
     });
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([netns, nftTool], {
   name: "nftables: a failed transaction keeps the previous rules and forces a full sync",
-  ignore,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "kp-nft-fake-" });
     try {
@@ -267,12 +259,11 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([netns, nftTool], {
   name:
     "nftables: a netlink batch the kernel refuses keeps the previous rules and forces a full sync",
-  ignore,
   async fn() {
     await withScratchNetns("kp-nft", async (ns) => {
       const [first, second] = steps() as [Step, Step];
@@ -307,11 +298,10 @@ Deno.test({
       });
     });
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([netns, nftTool], {
   name: "nftables: a first sync replaces whatever a previous run left",
-  ignore,
   async fn() {
     await withScratchNetns("kp-nft", async (ns) => {
       const all = steps();
@@ -322,4 +312,4 @@ Deno.test({
       assert.doesNotMatch(await applier.liveRules(), /stray/);
     });
   },
-});
+}));

@@ -9,11 +9,11 @@ import { buildSnapshot } from "../../src/snapshot/proxy_state.ts";
 import { endpointSlice, local, service, thisNode } from "./manifests.ts";
 import { formatDistribution } from "./probe.ts";
 import { parseScenarioObjects, scenarioSettings } from "./scenario_runner.ts";
-import { createTopology, netnsSupport } from "./topology.ts";
+import { createTopology } from "./topology.ts";
+import { netns, nft, requiring } from "../requirements.ts";
 
-Deno.test({
+Deno.test(requiring([netns, nft], {
   name: "nftables: a ClusterIP port the service lacks is refused at once",
-  ignore: !netnsSupport().ok,
   async fn() {
     const topo = await createTopology({ pods: 2 });
     try {
@@ -52,4 +52,4 @@ Deno.test({
       await topo.teardown();
     }
   },
-});
+}));

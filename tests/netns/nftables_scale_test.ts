@@ -11,14 +11,13 @@ import { runTool, runToolResult } from "../../src/apply/run_tool.ts";
 import { objects, syntheticService, syntheticState } from "../../src/render/nftables/_fixtures.ts";
 import { renderNftables } from "../../src/render/nftables/nftables_renderer.ts";
 import { reconcile } from "../../src/snapshot/proxy_state.ts";
-import { netnsSupport } from "./topology.ts";
+import { netns, nft, requiring } from "../requirements.ts";
 
 const SERVICES = Number(Deno.env.get("KPROXY_NFT_SCALE") ?? 10_000);
 const ENDPOINTS = 10;
 
-Deno.test({
+Deno.test(requiring([netns, nft], {
   name: `nftables: scale ${SERVICES} services × ${ENDPOINTS} endpoints`,
-  ignore: !netnsSupport().ok,
   async fn() {
     let state = syntheticState(SERVICES, ENDPOINTS);
     let t = performance.now();
@@ -68,4 +67,4 @@ Deno.test({
       await runToolResult("ip", ["netns", "del", ns]);
     }
   },
-});
+}));

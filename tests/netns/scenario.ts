@@ -7,6 +7,7 @@
  */
 import type { SnapshotSettings } from "../../src/snapshot/proxy_state.ts";
 import { distribution, formatDistribution, type ProbeProtocol, type ProbeResult } from "./probe.ts";
+import { isProxyChain, type PacketTrace } from "./drop_trace.ts";
 
 /** What a check expects of every one of its probes. */
 export type Expectation =
@@ -32,8 +33,15 @@ export type Expectation =
     readonly withinMs?: number;
   }
   | {
-    /** No probe got any answer (dropped). */
+    /** No probe got any answer: nothing handles the address (no rule, unrouted). */
     readonly kind: "timeout";
+  }
+  | {
+    /**
+     * No probe got any answer, and the node's packet trace shows each probe's packets ended by
+     * a drop verdict in one of the proxy's chains (not merely lost).
+     */
+    readonly kind: "dropped";
   };
 
 /** One packet check: probes from a namespace to an address, and what they must see. */
@@ -98,6 +106,8 @@ export interface Scenario {
 export interface CheckContext {
   /** Every address of the node (for `clientIP: "node"`). */
   readonly nodeAddresses: readonly string[];
+  /** The node's trace of the probes' packets (for `dropped`). */
+  readonly traces?: readonly PacketTrace[];
 }
 
 function describeTarget(check: ScenarioCheck): string {
@@ -164,6 +174,22 @@ export function evaluateCheck(
     case "timeout":
       if (d.timeout !== d.total) problems.push("expected every probe dropped (no answer)");
       break;
+    case "dropped": {
+      if (d.timeout !== d.total) problems.push("expected every probe dropped (no answer)");
+      const traces = context.traces ?? [];
+      if (traces.length < d.total) {
+        problems.push(`expected ≥ ${d.total} traced packets, the node traced ${traces.length}`);
+      }
+      for (const t of traces) {
+        if (t.droppedIn === null || !isProxyChain(t.droppedIn)) {
+          const end = t.droppedIn === null ? "not dropped" : `dropped in ${t.droppedIn}`;
+          problems.push(
+            `expected packet ${t.id} dropped by a proxy rule: ${end} after ${t.chains.join(" → ")}`,
+          );
+        }
+      }
+      break;
+    }
   }
   return problems.map((p) => where + p + seen);
 }

@@ -20,6 +20,7 @@ import { judgeWithExplain } from "./explain_check.ts";
 import { THIS_NODE } from "./manifests.ts";
 import { evaluateCheck, type Scenario, type ScenarioCheck } from "./scenario.ts";
 import { netns, type Requirement, requiring } from "../requirements.ts";
+import { type DropEvidence, traceProbes } from "./drop_trace.ts";
 import { createTopology, nodeAddresses, POD_CIDRS, type Topology } from "./topology.ts";
 
 /**
@@ -54,6 +55,8 @@ export interface ApplierScenarioBackend {
    * (`iptables…` or `nftables…`); null: not kproxy's rules, no explain.
    */
   readonly explainMode?: ExplainMode | null;
+  /** How its drops are proven (default: nf_tables packet traces). */
+  readonly dropEvidence?: DropEvidence;
 }
 
 /** The iptables variant a backend's name says (`iptables-legacy` → legacy), for `--live`. */
@@ -78,6 +81,8 @@ export interface ProcessScenarioBackend {
   open(topology: Topology, scenario: Scenario): Promise<ScenarioDriver>;
   /** What its tests need from the machine beyond network namespaces. */
   readonly requirements?: readonly Requirement[];
+  /** How its drops are proven (default: nf_tables packet traces). */
+  readonly dropEvidence?: DropEvidence;
 }
 
 /** A backend under test. */
@@ -87,8 +92,6 @@ export type ScenarioBackend = ApplierScenarioBackend | ProcessScenarioBackend;
 export interface ScenarioTableOptions {
   /** Run only the scenarios with these names (default: all). */
   readonly only?: readonly string[];
-  /** Known gaps: scenario name → why it is skipped for this backend (reported, not run). */
-  readonly skip?: Readonly<Record<string, string>>;
 }
 
 /** Timings and counts of one scenario run. */
@@ -263,6 +266,20 @@ export async function runScenario(
       // After a cleanup nothing of kproxy's is live: explain a snapshot without services.
       const live = driver.snapshot?.() ?? null;
       for (const check of step.checks) {
+        if (check.expect.kind === "dropped") {
+          const target = { protocol: check.protocol ?? "TCP", ip: check.ip, port: check.port };
+          const traced = await traceProbes(
+            topology.nodeNetns,
+            target,
+            () => runCheck(topology, check),
+            backend.dropEvidence,
+          );
+          probes += traced.value.length;
+          problems.push(
+            ...evaluateCheck(check, traced.value, { ...context, traces: traced.traces }),
+          );
+          continue;
+        }
         const results = await runCheck(topology, check);
         probes += results.length;
         problems.push(...evaluateCheck(check, results, context));
@@ -313,13 +330,8 @@ export function registerScenarioTests(
   const process = !("makeApplier" in backend);
   for (const scenario of scenarios) {
     if (options.only !== undefined && !options.only.includes(scenario.name)) continue;
-    const skipReason = options.skip?.[scenario.name];
-    if (skipReason !== undefined) {
-      console.warn(`${backend.name}: ${scenario.name} skipped: ${skipReason}`);
-    }
     Deno.test(requiring(needs, {
       name: `${backend.name}: ${scenario.name}`,
-      ignore: skipReason !== undefined,
       // A process backend keeps its API server (and its client) across the tests of a file.
       ...(process ? { sanitizeOps: false, sanitizeResources: false } : {}),
       async fn() {

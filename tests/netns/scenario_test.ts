@@ -135,3 +135,40 @@ Deno.test("evaluateCheck: refused (with a time bound) and timeout", () => {
   assert.equal(evaluateCheck(t, [refused], ctx).length, 1);
   assert.equal(evaluateCheck(t, [answer("pod0")], ctx).length, 1);
 });
+
+Deno.test("evaluateCheck: dropped needs no answer and a proxy drop verdict for every packet", () => {
+  const d = check({ kind: "dropped" });
+  const byProxy = (id: string, where = "ip kproxy filter-prerouting") => ({
+    id,
+    chains: ["ip kproxy filter-prerouting"],
+    droppedIn: where,
+  });
+  assert.deepEqual(
+    evaluateCheck(d, [timeout, timeout], { ...ctx, traces: [byProxy("a"), byProxy("b")] }),
+    [],
+  );
+  assert.deepEqual(
+    evaluateCheck(d, [timeout], {
+      ...ctx,
+      traces: [byProxy("a", "ip filter KUBE-EXTERNAL-SERVICES")],
+    }),
+    [],
+  );
+  const untraced = evaluateCheck(d, [timeout, timeout], { ...ctx, traces: [byProxy("a")] });
+  assert.match(untraced[0]!, /expected ≥ 2 traced packets, the node traced 1/);
+  const lost = evaluateCheck(d, [timeout], {
+    ...ctx,
+    traces: [{ id: "c", chains: ["ip kproxy nat-output"], droppedIn: null }],
+  });
+  assert.match(
+    lost[0]!,
+    /packet c dropped by a proxy rule: not dropped after ip kproxy nat-output/,
+  );
+  const elsewhere = evaluateCheck(d, [timeout], {
+    ...ctx,
+    traces: [byProxy("e", "inet fw input")],
+  });
+  assert.match(elsewhere[0]!, /dropped in inet fw input/);
+  assert.equal(evaluateCheck(d, [answer("pod0")], { ...ctx, traces: [byProxy("a")] }).length, 1);
+  assert.equal(evaluateCheck(d, [timeout], ctx).length, 1, "no trace, no proof");
+});

@@ -237,7 +237,7 @@ export const SCENARIOS: readonly Scenario[] = [
           port: 30082,
           probes: 2,
           timeoutMs: DROP_MS,
-          expect: { kind: "timeout" },
+          expect: { kind: "dropped" },
         },
         {
           name: "pods reaching the external IP use every endpoint (short-circuit)",
@@ -297,7 +297,7 @@ export const SCENARIOS: readonly Scenario[] = [
           port: 80,
           probes: 2,
           timeoutMs: DROP_MS,
-          expect: { kind: "timeout" },
+          expect: { kind: "dropped" },
         },
       ],
     }],
@@ -627,7 +627,7 @@ export const SCENARIOS: readonly Scenario[] = [
           port: 80,
           probes: 2,
           timeoutMs: DROP_MS,
-          expect: { kind: "timeout" },
+          expect: { kind: "dropped" },
         },
         {
           name: "the other client still reaches the NodePort (ranges apply to LB IPs only)",

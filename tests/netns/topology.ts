@@ -25,6 +25,7 @@ import {
   type ProbeResult,
   type ProbeTarget,
 } from "./probe.ts";
+import { netns } from "../requirements.ts";
 
 /** The node's loopback address: pods' gateway, source of node-originated and masqueraded traffic. */
 export const NODE_INTERNAL_IPV4 = "198.18.0.1";
@@ -180,33 +181,10 @@ export interface NetnsSupport {
   readonly reason: string;
 }
 
-let supportCache: NetnsSupport | null = null;
-
-/** Checks (once, synchronously, for `Deno.test({ ignore })`) that topologies can be built. */
+/** Whether topologies can be built here (tests gate on {@link netns} from tests/requirements.ts). */
 export function netnsSupport(): NetnsSupport {
-  if (supportCache !== null) return supportCache;
-  let result: NetnsSupport;
-  if (Deno.build.os !== "linux") {
-    result = { ok: false, reason: "network namespaces need Linux" };
-  } else if (Deno.uid() !== 0) {
-    result = { ok: false, reason: "network namespace tests need root" };
-  } else {
-    try {
-      const out = new Deno.Command("ip", {
-        args: ["netns", "list"],
-        stdout: "null",
-        stderr: "piped",
-      })
-        .outputSync();
-      result = out.success
-        ? { ok: true, reason: "" }
-        : { ok: false, reason: `ip netns list failed: ${new TextDecoder().decode(out.stderr)}` };
-    } catch (e) {
-      result = { ok: false, reason: `ip is not available: ${(e as Error).message}` };
-    }
-  }
-  supportCache = result;
-  return result;
+  const reason = netns.missing();
+  return reason === null ? { ok: true, reason: "" } : { ok: false, reason };
 }
 
 /** Namespaces of live topologies, deleted on unload or a signal if a run stops early. */

@@ -14,17 +14,11 @@
  * 127.0.0.1, reached from the node namespace through the fixture's bridge.
  */
 import assert from "node:assert/strict";
-import {
-  fixturesAvailable,
-  type NetnsBridge,
-  startTestCluster,
-  type TestCluster,
-} from "../fixtures/apiserver.ts";
+import { type NetnsBridge, startTestCluster, type TestCluster } from "../fixtures/apiserver.ts";
 import {
   createTopology,
   endpointSlice,
   local,
-  netnsSupport,
   POD_CIDRS,
   service,
   THIS_NODE,
@@ -33,17 +27,7 @@ import {
 } from "../netns/mod.ts";
 import { type KproxyProcess, startKproxy, tail } from "./_kproxy.ts";
 import { describeFailures, failedProbes, startProbeLoop } from "./_probe_loop.ts";
-
-const support = netnsSupport();
-const fixtures = fixturesAvailable();
-const ignore = !support.ok || !fixtures;
-if (ignore) {
-  console.error(
-    `\n!!! tests/reliability/apiserver_outage_test.ts SKIPPED: ${
-      fixtures ? support.reason : "the kube-apiserver/etcd fixtures are not built (needs Go)"
-    } !!!\n`,
-  );
-}
+import { goFixtures, netns, requiring } from "../requirements.ts";
 
 const WEB = { protocol: "TCP", ip: "198.18.128.10", port: 80 } as const;
 const API = { protocol: "TCP", ip: "198.18.128.20", port: 80 } as const;
@@ -153,9 +137,8 @@ async function converge(
   }
 }
 
-Deno.test({
+Deno.test(requiring([netns, goFixtures], {
   name: "reliability: API server outages keep rules and health; kproxy catches up after",
-  ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -316,4 +299,4 @@ Deno.test({
       await cluster.stop();
     }
   },
-});
+}));

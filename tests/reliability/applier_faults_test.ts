@@ -14,14 +14,11 @@
  */
 import assert from "node:assert/strict";
 import { runToolResult } from "../../src/apply/run_tool.ts";
-import { createTopology, netnsSupport, type Topology } from "../netns/mod.ts";
+import { createTopology, type Topology } from "../netns/mod.ts";
 import { failingTools } from "./_failing_tool.ts";
 import { type KproxyProcess, metricValue, startKproxy, tail } from "./_kproxy.ts";
 import { kproxyArgs, manifestDir, USER_TABLE, webObjects } from "./_manifests.ts";
-
-const support = netnsSupport();
-const ignore = !support.ok;
-if (ignore) console.warn(`reliability applier fault tests skipped: ${support.reason}`);
+import { netns, requiring } from "../requirements.ts";
 
 const TARGET = { protocol: "TCP", ip: "198.18.128.10", port: 80 } as const;
 const SYNC_PERIOD_MS = 2000;
@@ -288,11 +285,10 @@ function tampering(mode: Mode): Tamper[] {
 }
 
 for (const mode of ["nftables", "iptables"] as const) {
-  Deno.test({
+  Deno.test(requiring([netns], {
     name: `reliability: ${mode} tool failures keep old rules, retry, report, and tampering heals`,
-    ignore,
     sanitizeResources: false,
     sanitizeOps: false,
     fn: () => failureCase(mode),
-  });
+  }));
 }

@@ -15,10 +15,9 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { netnsSupport } from "../netns/mod.ts";
 import type { ChurnReport } from "./_churn_main.ts";
+import { netns, requiring } from "../requirements.ts";
 
-const support = netnsSupport();
 const soak = Deno.env.get("KPROXY_SOAK") === "1";
 const MAIN = fileURLToPath(new URL("./_churn_main.ts", import.meta.url));
 const MB = 1024 * 1024;
@@ -67,11 +66,10 @@ function check(r: ChurnReport): void {
   }
 }
 
-Deno.test({
+Deno.test(requiring([netns], {
   name: soak
     ? "reliability: churn at 10,000 services, 100 changes/s for 60 s (soak)"
     : "reliability: churn at 2,000 services, 100 changes/s for 5 s",
-  ignore: !support.ok,
   async fn() {
     const report = await runChurn(
       soak
@@ -80,4 +78,4 @@ Deno.test({
     );
     check(report);
   },
-});
+}));

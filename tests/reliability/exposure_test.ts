@@ -21,19 +21,15 @@ import { NftablesApplier } from "../../src/apply/nftables_applier.ts";
 import { runTool, runToolResult } from "../../src/apply/run_tool.ts";
 import { parseKubeObject } from "../../src/model/kube_object.ts";
 import { buildSnapshot } from "../../src/snapshot/proxy_state.ts";
-import { createTopology, netnsSupport, nodeAddresses, POD_CIDRS } from "../netns/mod.ts";
+import { createTopology, nodeAddresses, POD_CIDRS } from "../netns/mod.ts";
 import { httpInNetns, type KproxyProcess, startKproxy } from "./_kproxy.ts";
 import { manifestDir, webObjects } from "./_manifests.ts";
-
-const support = netnsSupport();
-const ignore = !support.ok;
-if (ignore) console.warn(`reliability exposure tests skipped: ${support.reason}`);
+import { netns, requiring } from "../requirements.ts";
 
 const SRC = fileURLToPath(new URL("../../src/", import.meta.url));
 
-Deno.test({
+Deno.test(requiring([netns], {
   name: "reliability: default binds — metrics on loopback, health on all addresses",
-  ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -67,11 +63,10 @@ Deno.test({
       await topology.teardown();
     }
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([netns], {
   name: "reliability: the health server reveals nothing but health",
-  ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -132,7 +127,7 @@ Deno.test({
       await topology.teardown();
     }
   },
-});
+}));
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -185,9 +180,8 @@ const KNOWN_TOOLS = new Set([
   "ip6tables-legacy-save",
 ]);
 
-Deno.test({
+Deno.test(requiring([netns], {
   name: "reliability: at run time every tool is started by run_tool.ts, never a shell",
-  ignore,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -253,4 +247,4 @@ Deno.test({
       }`,
     );
   },
-});
+}));

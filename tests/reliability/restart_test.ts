@@ -14,7 +14,6 @@ import {
   createTopology,
   endpointSlice,
   local,
-  netnsSupport,
   service,
   thisNode,
   type Topology,
@@ -23,10 +22,7 @@ import { type KproxyProcess, runKproxyOnce, startKproxy, tail } from "./_kproxy.
 import { CLUSTER_IP, kproxyArgs, manifestDir, USER_TABLE, webObjects } from "./_manifests.ts";
 import { type Generation, startNftMonitor } from "./_nft_monitor.ts";
 import { describeFailures, failedProbes, startProbeLoop } from "./_probe_loop.ts";
-
-const support = netnsSupport();
-const ignore = !support.ok;
-if (ignore) console.warn(`reliability restart tests skipped: ${support.reason}`);
+import { netns, requiring } from "../requirements.ts";
 
 const TARGET = { protocol: "TCP", ip: CLUSTER_IP, port: 80 } as const;
 
@@ -146,13 +142,12 @@ async function restartCase(mode: "nftables" | "iptables", signal: "SIGKILL" | "S
 
 for (const mode of ["nftables", "iptables"] as const) {
   for (const signal of ["SIGKILL", "SIGTERM"] as const) {
-    Deno.test({
+    Deno.test(requiring([netns], {
       name: `reliability: ${mode} restart after ${signal} without a failed probe`,
-      ignore,
       sanitizeResources: false,
       sanitizeOps: false,
       fn: () => restartCase(mode, signal),
-    });
+    }));
   }
 }
 
@@ -241,11 +236,10 @@ async function udpFlowCase(mode: "nftables" | "iptables"): Promise<void> {
 }
 
 for (const mode of ["nftables", "iptables"] as const) {
-  Deno.test({
+  Deno.test(requiring([netns], {
     name: `reliability: ${mode} restart keeps established UDP flows and cuts stale ones`,
-    ignore,
     sanitizeResources: false,
     sanitizeOps: false,
     fn: () => udpFlowCase(mode),
-  });
+  }));
 }

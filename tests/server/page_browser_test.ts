@@ -1,7 +1,7 @@
 /**
  * Browser test: headless Chromium loads the status page from a running metrics server (loopback,
  * port 0) backed by deploy/examples, and the DOM it builds shows a service and its endpoints.
- * Skipped, with a message, when no Chromium is installed (`apt-get install -y chromium`).
+ * Needs Chromium (`apt-get install -y chromium`): skipped without it, failing under CI=true.
  *
  * IP plan (deploy/examples): node 198.18.0.10, pods 198.18.1.0/24, services 198.18.128.0/17.
  */
@@ -9,31 +9,22 @@ import assert from "node:assert/strict";
 import { createMetricsApp } from "../../src/server/metrics_server.ts";
 import { serveApp } from "../../src/server/serve.ts";
 import { exampleRuntime } from "./_example_runtime.ts";
+import { findExecutable, requirement, requiring } from "../requirements.ts";
 
 const CHROMIUM_CANDIDATES = ["chromium", "chromium-browser", "google-chrome", "headless_shell"];
 
-function findChromium(): string | null {
-  const env = Deno.env.get("CHROMIUM");
-  if (env) return env;
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    for (const name of CHROMIUM_CANDIDATES) {
-      try {
-        if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
-      } catch {
-        // not here
-      }
-    }
-  }
-  return null;
-}
+/** $CHROMIUM, else the first Chromium on PATH. */
+const chromium = Deno.env.get("CHROMIUM") ??
+  CHROMIUM_CANDIDATES.map(findExecutable).find((p) => p !== null) ?? null;
 
-const chromium = findChromium();
-if (chromium === null) {
-  console.warn(
-    "page_browser_test: SKIPPED — no chromium on PATH (install it with `apt-get install -y " +
-      "chromium`, or set CHROMIUM=/path/to/chrome)",
-  );
-}
+/** A headless Chromium to drive. */
+const chromiumRequirement = requirement(
+  "chromium",
+  () =>
+    chromium === null
+      ? "no chromium on PATH (apt-get install chromium, or set CHROMIUM=/path/to/chrome)"
+      : null,
+);
 
 /** Runs headless Chromium with `args` + `url`; returns stdout. */
 async function headless(args: string[], url: string): Promise<string> {
@@ -70,9 +61,8 @@ async function headless(args: string[], url: string): Promise<string> {
   }
 }
 
-Deno.test({
+Deno.test(requiring([chromiumRequirement], {
   name: "status page in headless Chromium shows services and their endpoints",
-  ignore: chromium === null,
   sanitizeResources: false, // Chromium's pipes close after the process exits
   async fn() {
     const { store, second } = await exampleRuntime();
@@ -115,11 +105,10 @@ Deno.test({
       await server.finished;
     }
   },
-});
+}));
 
-Deno.test({
+Deno.test(requiring([chromiumRequirement], {
   name: "status page in headless Chromium offers the explain form, and its answer page renders",
-  ignore: chromium === null,
   sanitizeResources: false, // Chromium's pipes close after the process exits
   async fn() {
     const { store, second } = await exampleRuntime();
@@ -175,4 +164,4 @@ Deno.test({
       await server.finished;
     }
   },
-});
+}));
