@@ -8,11 +8,12 @@
  * missing fails instead of skipping (tests/requirements.ts).
  *
  * Arguments: `--filter=PATTERN` (or `--filter PATTERN`) runs only the tests whose name matches
- * (deno test's `--filter`: a substring, or `/regex/`) and skips fmt/lint/check; other arguments
+ * (deno test's `--filter`: a substring, or `/regex/`) and skips fmt/lint/check; tests it leaves
+ * out are not counted, and a filter that matches nothing fails; other arguments
  * are test files or folders. `--soak` also runs the long churn tests (KPROXY_SOAK=1).
  */
 import { parseArgs } from "node:util";
-import { countJunit, summaryLine } from "./test_count.ts";
+import { countJunit, filterMatcher, summaryLine } from "./test_count.ts";
 import { underCi } from "./requirements.ts";
 
 const { values, positionals } = parseArgs({
@@ -86,7 +87,10 @@ const testArgs = [deno, "test", "--allow-all", `--junit-path=${junit}`];
 if (filter !== undefined) testArgs.push(`--filter=${filter}`);
 testArgs.push(...positionals);
 const ok = await step("test", testArgs, values.soak ? { KPROXY_SOAK: "1" } : {});
-const counts = countJunit(await Deno.readTextFile(junit).catch(() => ""));
+const counts = countJunit(
+  await Deno.readTextFile(junit).catch(() => ""),
+  filter === undefined ? undefined : filterMatcher(filter),
+);
 await Deno.remove(junit).catch(() => {});
 passed += counts.passed;
 failed += counts.failed;
@@ -94,6 +98,10 @@ failures.push(...counts.failedNames);
 if (!ok && counts.failed === 0) {
   failed++;
   failures.push("deno test (exited with an error before reporting a failing test)");
+}
+if (filter !== undefined && counts.passed + counts.failed + counts.skipped === 0) {
+  failed++;
+  failures.push(`--filter ${filter}: no test has a name that matches`);
 }
 if (counts.skippedNames.length > 0) {
   console.log(`\nSkipped:\n${counts.skippedNames.map((s) => `  - ${s}`).join("\n")}`);

@@ -65,11 +65,42 @@ function junitCases(xml: string): JunitCase[] {
 }
 
 /**
+ * Whether a test name is selected by `deno test --filter PATTERN`: a substring, or a regular
+ * expression when the pattern is written `/…/`.
+ */
+export function filterMatcher(pattern: string): (name: string) => boolean {
+  if (pattern.length > 1 && pattern.startsWith("/") && pattern.endsWith("/")) {
+    const re = new RegExp(pattern.slice(1, -1));
+    return (name) => re.test(name);
+  }
+  return (name) => name.includes(pattern);
+}
+
+/**
  * Counts a junit report. Deno writes a step as a testcase named `test > step` after the tests
  * of its file; a case is a step when its name extends another case's name of the same file.
+ * With `selected` (the test task's `--filter`), tests it rejects — which deno reports as skipped
+ * — and their steps are not counted at all: they were not asked for.
  */
-export function countJunit(xml: string): TestCount {
-  const cases = junitCases(xml);
+export function countJunit(xml: string, selected?: (name: string) => boolean): TestCount {
+  const all = junitCases(xml);
+  const testOf = (c: JunitCase, names: ReadonlySet<string>): string => {
+    let at = c.name.indexOf(" > ");
+    while (at > 0) {
+      if (names.has(c.name.slice(0, at))) return c.name.slice(0, at);
+      at = c.name.indexOf(" > ", at + 1);
+    }
+    return c.name;
+  };
+  const allNames = new Map<string, Set<string>>();
+  for (const c of all) {
+    const names = allNames.get(c.file) ?? new Set<string>();
+    names.add(c.name);
+    allNames.set(c.file, names);
+  }
+  const cases = selected === undefined
+    ? all
+    : all.filter((c) => selected(testOf(c, allNames.get(c.file) ?? new Set())));
   const namesByFile = new Map<string, Set<string>>();
   for (const c of cases) {
     const names = namesByFile.get(c.file) ?? new Set<string>();

@@ -3,7 +3,7 @@
  * stepped, failing and step-skipping tests is counted once per test, with skips named.
  */
 import assert from "node:assert/strict";
-import { countJunit, summaryLine } from "./test_count.ts";
+import { countJunit, filterMatcher, summaryLine } from "./test_count.ts";
 
 const SAMPLE = `
 Deno.test("plain", () => {});
@@ -53,6 +53,48 @@ Deno.test("countJunit: deno's own report, each test once, skips and failures nam
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("countJunit: tests --filter leaves out are not counted as skipped", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kproxy-junit-" });
+  try {
+    await Deno.writeTextFile(`${dir}/sample_test.ts`, SAMPLE);
+    for (
+      const [filter, expected] of [
+        ["step", { passed: 1, failed: 1, skipped: 0 }],
+        ["/^(plain|partly)/", { passed: 2, failed: 0, skipped: 1 }],
+        ["nothing has this name", { passed: 0, failed: 0, skipped: 0 }],
+      ] as const
+    ) {
+      await new Deno.Command(Deno.execPath(), {
+        args: [
+          "test",
+          "--no-check",
+          "--junit-path=report.xml",
+          `--filter=${filter}`,
+          "sample_test.ts",
+        ],
+        cwd: dir,
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      const count = countJunit(await Deno.readTextFile(`${dir}/report.xml`), filterMatcher(filter));
+      assert.deepEqual(
+        { passed: count.passed, failed: count.failed, skipped: count.skipped },
+        expected,
+        filter,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("filterMatcher: a substring, or /regex/ as deno test reads it", () => {
+  assert.equal(filterMatcher("web")("nftables: web service"), true);
+  assert.equal(filterMatcher("web")("nftables: dns"), false);
+  assert.equal(filterMatcher("/^nft.*dns$/")("nftables: dns"), true);
+  assert.equal(filterMatcher("/^dns/")("nftables: dns"), false);
 });
 
 Deno.test("countJunit: an empty or missing report counts nothing", () => {

@@ -44,6 +44,7 @@ function resultsMeeting(expect: Expectation, source: string, masqueraded: boolea
     case "refused":
       return [{ kind: "refused", reason: "ECONNREFUSED", ms: 1 }];
     case "timeout":
+    case "dropped":
       return [{ kind: "timeout", reason: "no answer", ms: 300 }];
   }
 }
@@ -156,6 +157,8 @@ for (const mode of MODES) {
             if (expect.samePod) assert.ok(answer.affinity !== null, `${label}: affinity`);
           } else if (expect.kind === "refused") {
             assert.ok(["reject", "local"].includes(answer.verdict.kind), label);
+          } else if (expect.kind === "dropped") {
+            assert.equal(answer.verdict.kind, "drop", label);
           } else {
             assert.ok(["drop", "routed"].includes(answer.verdict.kind), label);
           }
