@@ -21,21 +21,28 @@ const API_LIST_TIMEOUT_MS = 30_000;
 export const EXPLAIN_FLAGS = {
   to: ["string", "the destination: ADDR:PORT[/tcp|udp|sctp] (IPv6 as [ADDR]:PORT)"],
   from: ["string", "the source address (default: this node itself)"],
+  iif: [
+    "string",
+    "the interface the packet arrives on (default: a pod's if --from is an endpoint here)",
+  ],
   live: ["boolean", "also send the packet and trace it through the kernel's rules (root)"],
 } as const;
 
 /** Help text of `kproxy explain`. */
 export const EXPLAIN_HELP =
   `kproxy explain (--manifests PATH | --kubeconfig FILE | in-cluster) --to ADDR:PORT[/tcp|udp|sctp]
-               [--from ADDR] [--hostname-override NODE] [--proxy-mode nftables|iptables]
-               [-o text|json]
+               [--from ADDR] [--iif NAME] [--hostname-override NODE]
+               [--proxy-mode nftables|iptables] [-o text|json]
 
 Says where a new connection to ADDR:PORT goes on this node, and why: the service port it matches
 (ClusterIP, NodePort on which node address, ExternalIP, LoadBalancer IP) or that none does, the
 endpoints that can receive it with their shares, every other endpoint with the reason it cannot
 (not ready, terminating, topology hints, traffic policy Local, affinity), the verdict (DNAT,
 reject, drop), masquerade and why, and the rule path in the backend's own chain names (/rules).
-Without --from the packet is one the node sends itself.
+Without --from the packet is one the node sends itself. --iif names the interface it arrives on
+(--detect-local-mode BridgeInterface and InterfaceNamePrefix tell pods by it); without it, a
+source that is an endpoint on this node arrives on its pod's interface, any other on one that is
+neither the bridge nor a pod's.
 
 --live (root, on the node, kproxy running): sends that packet for real — on a raw socket when
 its source is a node address, else through a TUN device made for the moment — and traces it
@@ -121,9 +128,14 @@ export async function runExplain(
     if (e instanceof PacketSyntaxError) throw new UsageError(e.message);
     throw e;
   }
+  const iif = values["iif"] === undefined || values["iif"] === "" ? undefined : values["iif"];
   if (values["live"] !== "true") {
     // Offline, the node's addresses are what the snapshot knows (primary and NodePort IPs).
-    const answer = explainPacket(snapshot, packet, { mode: config.mode, nodeAddresses: [] });
+    const answer = explainPacket(snapshot, packet, {
+      mode: config.mode,
+      nodeAddresses: [],
+      ...(iif === undefined ? {} : { inputInterface: iif }),
+    });
     const text = output === "json" ? JSON.stringify(answer, null, 2) : formatExplanation(answer);
     return { answer, text, code: 0 };
   }
@@ -132,6 +144,7 @@ export async function runExplain(
   const report = await confirmLive(snapshot, packet, {
     mode: config.mode,
     nodeAddresses: hostAddresses(),
+    ...(iif === undefined ? {} : { inputInterface: iif }),
   });
   const text = output === "json"
     ? JSON.stringify({ ...report.answer, live: report.live }, null, 2)

@@ -6,6 +6,7 @@ import { parseKubeProxyConfiguration } from "../config/kube_proxy_configuration.
 import {
   type ConntrackConfig,
   DEFAULT_PROXY_CONFIG,
+  detectLocalProblem,
   type ProxyConfig,
 } from "../config/proxy_config.ts";
 
@@ -31,6 +32,18 @@ export const PROXY_FLAGS = {
   "manifests": ["string", "Read Services/EndpointSlices/Nodes from this YAML/JSON file or folder"],
   "hostname-override": ["string", "The name of this node (default: the host name)"],
   "cluster-cidr": ["string", "Comma-separated pod CIDRs; traffic from outside them is masqueraded"],
+  "detect-local-mode": [
+    "string",
+    "How pod traffic is told from the rest: ClusterCIDR (default), NodeCIDR, BridgeInterface or InterfaceNamePrefix",
+  ],
+  "pod-bridge-interface": [
+    "string",
+    "With --detect-local-mode=BridgeInterface: the bridge pod traffic arrives on",
+  ],
+  "pod-interface-name-prefix": [
+    "string",
+    "With --detect-local-mode=InterfaceNamePrefix: the name prefix of the pods' interfaces",
+  ],
   "masquerade-all": ["boolean", "SNAT all traffic sent to service cluster IPs"],
   "iptables-masquerade-bit": ["string", "The fwmark bit (0-31) that marks packets to masquerade"],
   "iptables-localhost-nodeports": [
@@ -243,6 +256,17 @@ export function configFromFlags(
   if (v["cluster-cidr"] !== undefined) {
     c.clusterCIDRs = cidrList("cluster-cidr", v["cluster-cidr"], false);
   }
+  if (v["detect-local-mode"] !== undefined) {
+    c.detectLocalMode = v["detect-local-mode"] as ProxyConfig["detectLocalMode"];
+  }
+  if (v["pod-bridge-interface"] !== undefined) c.podBridgeInterface = v["pod-bridge-interface"];
+  if (v["pod-interface-name-prefix"] !== undefined) {
+    c.podInterfaceNamePrefix = v["pod-interface-name-prefix"];
+  }
+  // As upstream: an empty mode means the default; the merged result is validated.
+  if ((c.detectLocalMode as string) === "") c.detectLocalMode = "ClusterCIDR";
+  const detectLocal = detectLocalProblem(c);
+  if (detectLocal !== null) throw new UsageError(detectLocal);
   if (v["masquerade-all"] !== undefined) c.masqueradeAll = v["masquerade-all"] === "true";
   if (v["iptables-masquerade-bit"] !== undefined) {
     c.masqueradeBit = numberFlag("iptables-masquerade-bit", v["iptables-masquerade-bit"], 0, 31);

@@ -222,3 +222,78 @@ Deno.test("flags: --conntrack-* as kube-proxy's, over the config file's conntrac
     message: '--conntrack-udp-timeout "soon" is not a duration like 30s',
   });
 });
+
+Deno.test("flags: --detect-local-mode and its interfaces, over the config file's fields", () => {
+  assert.equal(config([]).detectLocalMode, "ClusterCIDR");
+  const prefix = config([
+    "--detect-local-mode=InterfaceNamePrefix",
+    "--pod-interface-name-prefix=veth",
+  ]);
+  assert.equal(prefix.detectLocalMode, "InterfaceNamePrefix");
+  assert.equal(prefix.podInterfaceNamePrefix, "veth");
+  const bridge = config([
+    "--detect-local-mode",
+    "BridgeInterface",
+    "--pod-bridge-interface",
+    "cbr0",
+  ]);
+  assert.deepEqual(
+    [bridge.detectLocalMode, bridge.podBridgeInterface],
+    ["BridgeInterface", "cbr0"],
+  );
+  // The config file's detectLocalMode is honoured (it used to be ignored), flags override it.
+  const file = [
+    "apiVersion: kubeproxy.config.k8s.io/v1alpha1",
+    "kind: KubeProxyConfiguration",
+    "detectLocalMode: NodeCIDR",
+    "detectLocal:",
+    "  bridgeInterface: cbr0",
+    "  interfaceNamePrefix: cali",
+  ].join("\n");
+  const fromFile = config(["--config=/k.yaml"], { "/k.yaml": file });
+  assert.equal(fromFile.detectLocalMode, "NodeCIDR");
+  assert.deepEqual([fromFile.podBridgeInterface, fromFile.podInterfaceNamePrefix], [
+    "cbr0",
+    "cali",
+  ]);
+  const over = config(["--config=/k.yaml", "--detect-local-mode=InterfaceNamePrefix"], {
+    "/k.yaml": file,
+  });
+  assert.deepEqual([over.detectLocalMode, over.podInterfaceNamePrefix], [
+    "InterfaceNamePrefix",
+    "cali",
+  ]);
+  // An empty mode is the default, as upstream.
+  assert.equal(config(["--detect-local-mode="]).detectLocalMode, "ClusterCIDR");
+});
+
+Deno.test("flags: invalid detect-local combinations get upstream's validation error", async (t) => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["--detect-local-mode=BridgeInterface"],
+      /^KubeProxyConfiguration\.DetectLocalConfiguration\.InterfaceName: Invalid value: "": must not be empty \(BridgeInterface needs --pod-bridge-interface\)$/,
+    ],
+    [
+      ["--detect-local-mode=InterfaceNamePrefix", "--pod-bridge-interface=cbr0"],
+      /^KubeProxyConfiguration\.DetectLocalConfiguration\.InterfacePrefix: Invalid value: "": must not be empty/,
+    ],
+    [
+      ["--detect-local-mode=Bogus"],
+      /^KubeProxyConfiguration\.DetectLocalMode: Unsupported value: "Bogus": supported values: "ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", ""$/,
+    ],
+  ];
+  for (const [argv, want] of cases) {
+    await t.step(argv.join(" "), () => {
+      assert.throws(() => config(argv), (e: unknown) => {
+        assert.ok(e instanceof UsageError);
+        assert.match(e.message, want);
+        assert.ok(!e.message.includes("\n"));
+        return true;
+      });
+    });
+  }
+  // The same from the config file.
+  const file = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n" +
+    "detectLocalMode: BridgeInterface\n";
+  assert.throws(() => config(["--config=/k.yaml"], { "/k.yaml": file }), /InterfaceName: Invalid/);
+});

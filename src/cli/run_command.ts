@@ -118,6 +118,9 @@ function nfacctReader(): NfacctReader | null {
   }
 }
 
+/** How long NodeCIDR mode waits for the Node's pod CIDRs (upstream's timeoutForNodePodCIDR). */
+const POD_CIDR_TIMEOUT_MS = 5 * 60_000;
+
 /** Runs until SIGTERM/SIGINT; rules stay in place on exit. Returns the exit code. */
 export async function runProxy(config: ProxyConfig, options: RunOptions): Promise<number> {
   const families = hostIPFamilies();
@@ -201,13 +204,28 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
     logLine(`host addresses changed: ${now.join(", ")}`);
     loop.enqueue([{ type: "settings", settings: snapshotSettingsOf(config, nodeName, now) }]);
   }, config.syncPeriodMs);
+  let exitCode = 0;
+  let podCIDRTimer: ReturnType<typeof setTimeout> | undefined;
   const stopped = new Promise<void>((resolve) => {
     const stop = () => resolve();
     Deno.addSignalListener("SIGTERM", stop);
     Deno.addSignalListener("SIGINT", stop);
+    // As upstream: NodeCIDR mode gives the Node 5 minutes to get its pod CIDRs, then exits.
+    if (config.detectLocalMode === "NodeCIDR") {
+      podCIDRTimer = setTimeout(() => {
+        if (loop.hasSynced) return;
+        logLine(
+          "timeout waiting for PodCIDR allocation to configure detect-local-mode NodeCIDR: " +
+            `Node ${nodeName} has no spec.podCIDRs after ${POD_CIDR_TIMEOUT_MS / 60_000} minutes`,
+        );
+        exitCode = 1;
+        resolve();
+      }, POD_CIDR_TIMEOUT_MS);
+    }
   });
   await source.start();
   await stopped;
+  clearTimeout(podCIDRTimer);
   clearInterval(addressWatch);
   logLine("kproxy stopping; rules stay in place (use --cleanup to remove them)");
   await source.stop();
@@ -215,5 +233,5 @@ export async function runProxy(config: ProxyConfig, options: RunOptions): Promis
   abort.abort();
   await Promise.allSettled([healthServer.finished, metricsServer.finished]);
   await hcnp.close();
-  return 0;
+  return exitCode;
 }

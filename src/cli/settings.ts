@@ -30,6 +30,11 @@ export function snapshotSettingsOf(
   return {
     nodeName,
     clusterCIDRs: config.clusterCIDRs,
+    detectLocal: {
+      mode: config.detectLocalMode,
+      bridgeInterface: config.podBridgeInterface,
+      interfaceNamePrefix: config.podInterfaceNamePrefix,
+    },
     masqueradeAll: config.masqueradeAll,
     masqueradeBit: config.masqueradeBit,
     localhostNodePorts: config.localhostNodePorts,

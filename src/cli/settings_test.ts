@@ -12,6 +12,8 @@ Deno.test("settings: snapshot settings carry the config", () => {
   const config = {
     ...DEFAULT_PROXY_CONFIG,
     clusterCIDRs: ["198.18.1.0/24"],
+    detectLocalMode: "InterfaceNamePrefix" as const,
+    podInterfaceNamePrefix: "veth",
     masqueradeAll: true,
     masqueradeBit: 15,
     localhostNodePorts: false,
@@ -20,6 +22,7 @@ Deno.test("settings: snapshot settings carry the config", () => {
   assert.deepEqual(snapshotSettingsOf(config, "node-a", ["198.18.0.10"]), {
     nodeName: "node-a",
     clusterCIDRs: ["198.18.1.0/24"],
+    detectLocal: { mode: "InterfaceNamePrefix", bridgeInterface: "", interfaceNamePrefix: "veth" },
     masqueradeAll: true,
     masqueradeBit: 15,
     localhostNodePorts: false,

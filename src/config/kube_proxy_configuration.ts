@@ -46,6 +46,12 @@ export const kubeProxyConfigurationSchema = z.object({
     .nullish(),
   hostnameOverride: z.string().nullish(),
   clusterCIDR: cidrList.nullish(),
+  // Checked with the flags, as upstream validates the merged configuration.
+  detectLocalMode: z.string().nullish(),
+  detectLocal: z.object({
+    bridgeInterface: z.string().nullish(),
+    interfaceNamePrefix: z.string().nullish(),
+  }).nullish(),
   healthzBindAddress: z.string().nullish(),
   metricsBindAddress: z.string().nullish(),
   nodePortAddresses: z.array(nodePortAddress).refine(
@@ -155,6 +161,11 @@ export function parseKubeProxyConfiguration(
   if (c.hostnameOverride) out.hostnameOverride = c.hostnameOverride;
   if (c.clusterCIDR) {
     out.clusterCIDRs = c.clusterCIDR.split(",").map((s) => s.trim()).filter(Boolean);
+  }
+  if (c.detectLocalMode) out.detectLocalMode = c.detectLocalMode as ProxyConfig["detectLocalMode"];
+  if (c.detectLocal?.bridgeInterface) out.podBridgeInterface = c.detectLocal.bridgeInterface;
+  if (c.detectLocal?.interfaceNamePrefix) {
+    out.podInterfaceNamePrefix = c.detectLocal.interfaceNamePrefix;
   }
   if (c.healthzBindAddress) out.healthzBindAddress = c.healthzBindAddress;
   if (c.metricsBindAddress) out.metricsBindAddress = c.metricsBindAddress;

@@ -1,4 +1,5 @@
 /** The effective configuration of a kproxy process, with kube-proxy's defaults. */
+import type { LocalMode } from "../snapshot/types.ts";
 
 /** The rule backends kproxy can program. */
 export type ProxyMode = "iptables" | "nftables";
@@ -47,6 +48,15 @@ export interface ProxyConfig {
   readonly hostnameOverride: string;
   /** Pod CIDRs of the cluster (`--cluster-cidr`), used to tell local from outside traffic. */
   readonly clusterCIDRs: readonly string[];
+  /** How pod traffic is told from the rest (`--detect-local-mode`, config `detectLocalMode`). */
+  readonly detectLocalMode: LocalMode;
+  /** `--pod-bridge-interface` (config `detectLocal.bridgeInterface`), for BridgeInterface mode. */
+  readonly podBridgeInterface: string;
+  /**
+   * `--pod-interface-name-prefix` (config `detectLocal.interfaceNamePrefix`), for
+   * InterfaceNamePrefix mode.
+   */
+  readonly podInterfaceNamePrefix: string;
   /** Masquerade every packet sent to a service (`--masquerade-all`). */
   readonly masqueradeAll: boolean;
   /** The fwmark bit used to mark packets for masquerading (`--iptables-masquerade-bit`). */
@@ -86,6 +96,9 @@ export const DEFAULT_PROXY_CONFIG: ProxyConfig = Object.freeze({
   nftablesNetlink: true,
   hostnameOverride: "",
   clusterCIDRs: Object.freeze([]) as readonly string[],
+  detectLocalMode: "ClusterCIDR",
+  podBridgeInterface: "",
+  podInterfaceNamePrefix: "",
   masqueradeAll: false,
   masqueradeBit: 14,
   nodePortAddresses: Object.freeze([]) as readonly string[],
@@ -102,3 +115,29 @@ export const DEFAULT_PROXY_CONFIG: ProxyConfig = Object.freeze({
   conntrackCleanup: true,
   conntrack: DEFAULT_CONNTRACK_CONFIG,
 });
+
+/**
+ * Upstream's validation of the detect-local fields (pkg/proxy/apis/config/validation), as one
+ * line in upstream's words, or null when they are valid.
+ */
+export function detectLocalProblem(config: {
+  readonly detectLocalMode: string;
+  readonly podBridgeInterface: string;
+  readonly podInterfaceNamePrefix: string;
+}): string | null {
+  const modes = ["ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", ""];
+  if (!modes.includes(config.detectLocalMode)) {
+    return `KubeProxyConfiguration.DetectLocalMode: Unsupported value: ${
+      JSON.stringify(config.detectLocalMode)
+    }: supported values: ${modes.map((m) => JSON.stringify(m)).join(", ")}`;
+  }
+  if (config.detectLocalMode === "BridgeInterface" && config.podBridgeInterface === "") {
+    return 'KubeProxyConfiguration.DetectLocalConfiguration.InterfaceName: Invalid value: "": ' +
+      "must not be empty (BridgeInterface needs --pod-bridge-interface)";
+  }
+  if (config.detectLocalMode === "InterfaceNamePrefix" && config.podInterfaceNamePrefix === "") {
+    return 'KubeProxyConfiguration.DetectLocalConfiguration.InterfacePrefix: Invalid value: "": ' +
+      "must not be empty (InterfaceNamePrefix needs --pod-interface-name-prefix)";
+  }
+  return null;
+}

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { familyContext as iptablesContext } from "../render/iptables/family_context.ts";
 import {
   endpointChainName,
   endpointText,
@@ -54,7 +53,13 @@ import {
   isNodeAddress,
   nodeAddressesOf,
 } from "./packet.ts";
-import { type PathEvent, type TraceOutcome, tracePacket } from "./trace_engine.ts";
+import {
+  interfaceMatches,
+  OTHER_INTERFACE,
+  type PathEvent,
+  type TraceOutcome,
+  tracePacket,
+} from "./trace_engine.ts";
 
 /** Options of {@link explainPacket}. */
 export interface ExplainOptions {
@@ -71,6 +76,24 @@ export interface ExplainOptions {
    * source is a client the service has not seen.
    */
   readonly affinity?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * The interface the packet arrives on (what `iifname` / `-i` see; ignored for the node's own
+   * packets). Default: a pod's when the source is an endpoint on this node (the bridge in
+   * BridgeInterface mode, a name with the prefix in InterfaceNamePrefix mode), else an
+   * interface that is neither.
+   */
+  readonly inputInterface?: string;
+}
+
+/** The input interface explain assumes for `packet` when it is not told (see ExplainOptions). */
+export function assumedInputInterface(snapshot: ProxySnapshot, packet: ExplainPacket): string {
+  const detector = snapshot.options.localDetector;
+  const fromPodHere = snapshot.servicePorts.some((sp) =>
+    sp.families.some((f) => f.endpoints.some((e) => e.isLocal && e.ip === packet.source))
+  );
+  if (!fromPodHere || detector.interfaceName === null) return OTHER_INTERFACE;
+  // A prefix names every pod interface; the prefix itself is one such name.
+  return detector.interfaceName;
 }
 
 interface Matched {
@@ -176,17 +199,73 @@ function markKind(e: Extract<PathEvent, { kind: "rule" }>): MarkKind {
       ? "node-source"
       : "external-cluster";
   }
-  return e.rule.includes("saddr !=") || e.rule.includes("! -s ") ? "off-cluster" : "masquerade-all";
+  const detects = ["saddr !=", "! -s ", "iifname !=", "! -i "];
+  return detects.some((d) => e.rule.includes(d)) ? "off-cluster" : "masquerade-all";
 }
 
-/** The pod CIDRs the backend's rules use to tell pod traffic (its own family context). */
-function podCIDRs(snapshot: ProxySnapshot, mode: ExplainMode, family: ExplainPacket["family"]) {
-  if (mode === "nftables") return nftablesContext(snapshot, family).clusterCIDRs;
-  const cidr = iptablesContext(snapshot, family).clusterCIDR;
-  return cidr === null ? [] : [cidr];
+/**
+ * The backend's "is this source a pod?" test for the packet (the local detector its rules use):
+ * in words, and whether the packet passes it.
+ */
+interface PodTest {
+  /**
+   * What pod traffic is (`the cluster CIDR 198.18.1.0/24`, `interfaces named "veth*"`), or why
+   * it cannot be told when not implemented.
+   */
+  readonly what: string;
+  /** The packet as a pod's, in words: `is inside the cluster CIDR …`, `arrives on …`. */
+  readonly inside: string;
+  /** The packet as not a pod's, in words. */
+  readonly outside: string;
+  /** False when pod traffic cannot be told (no CIDR of the family in a CIDR mode). */
+  readonly implemented: boolean;
+  /** True when the packet counts as a pod's. */
+  readonly isPod: boolean;
 }
 
-function markText(kind: MarkKind, packet: ExplainPacket, cidrs: readonly string[]): string {
+function podTestOf(
+  snapshot: ProxySnapshot,
+  mode: ExplainMode,
+  packet: ExplainPacket,
+  inputInterface: string | null,
+): PodTest {
+  const detector = snapshot.options.localDetector;
+  if (detector.interfaceName !== null) {
+    const bridge = detector.mode === "BridgeInterface";
+    const pattern = bridge ? detector.interfaceName : `${detector.interfaceName}*`;
+    const what = bridge
+      ? `the bridge ${JSON.stringify(pattern)} (--detect-local-mode=BridgeInterface)`
+      : `an interface named ${JSON.stringify(pattern)} (--detect-local-mode=InterfaceNamePrefix)`;
+    const on = inputInterface === null
+      ? "no interface (the node sends it)"
+      : JSON.stringify(inputInterface);
+    return {
+      what,
+      inside: `arrives on ${on}, ${what}`,
+      outside: `arrives on ${on}, not ${what}`,
+      implemented: true,
+      isPod: interfaceMatches(inputInterface, pattern),
+    };
+  }
+  // The CIDRs the backend's own family context uses (iptables: the family's first only).
+  const cidrs = mode === "nftables"
+    ? nftablesContext(snapshot, packet.family).podCIDRs
+    : detector.cidrs.filter((c) => c.includes(":") === (packet.family === "IPv6")).slice(0, 1);
+  const source = detector.mode === "NodeCIDR" ? "the node's pod CIDR" : "the cluster CIDR";
+  const missing = detector.mode === "NodeCIDR"
+    ? `the Node has no ${packet.family} spec.podCIDRs`
+    : "no --cluster-cidr is set";
+  const what = cidrs.length > 0 ? `${source} ${cidrs.join(", ")}` : missing;
+  return {
+    what,
+    inside: `is inside ${what}`,
+    outside: `is outside ${what}`,
+    implemented: cidrs.length > 0,
+    isPod: inAnyCIDR(packet.source, cidrs),
+  };
+}
+
+function markText(kind: MarkKind, packet: ExplainPacket, pods: PodTest): string {
   switch (kind) {
     case "hairpin":
       return `hairpin: the endpoint is the source itself, so the node's address replaces ${packet.source}`;
@@ -197,9 +276,8 @@ function markText(kind: MarkKind, packet: ExplainPacket, cidrs: readonly string[
       return "the node itself sends it to an external address of a Local service, " +
         "so its source is masqueraded";
     case "off-cluster":
-      return `source ${packet.source} is outside the cluster CIDR ${
-        cidrs.join(", ")
-      }: traffic from outside the pod network to a ClusterIP is masqueraded`;
+      return `source ${packet.source} ${pods.outside}: traffic from outside the pod network ` +
+        "to a ClusterIP is masqueraded";
     case "masquerade-all":
       return "--masquerade-all masquerades every packet to a service";
   }
@@ -208,23 +286,22 @@ function markText(kind: MarkKind, packet: ExplainPacket, cidrs: readonly string[
 function unmarkedText(
   m: Matched | null,
   packet: ExplainPacket,
-  cidrs: readonly string[],
+  pods: PodTest,
   fromNode: boolean,
 ): string {
   if (m === null) return "no service rule marks it";
   if (m.match.traffic === "internal") {
-    if (cidrs.length === 0) {
-      return "no --cluster-cidr is set, so pod traffic cannot be told from other traffic and " +
-        "no ClusterIP traffic is masqueraded (as kube-proxy)";
+    if (!pods.implemented) {
+      return `${pods.what}, so pod traffic cannot be told from other traffic and no ` +
+        "ClusterIP traffic is masqueraded (as kube-proxy)";
     }
-    if (inAnyCIDR(packet.source, cidrs)) {
-      return `source ${packet.source} is inside the cluster CIDR ${cidrs.join(", ")}: ` +
-        "pod traffic keeps its address";
+    if (pods.isPod) {
+      return `source ${packet.source} ${pods.inside}: pod traffic keeps its address`;
     }
     return fromNode ? "the node's own packet is not marked" : "no service rule marks it";
   }
   if (m.sp.externalTrafficPolicy === "Local") {
-    return inAnyCIDR(packet.source, cidrs)
+    return pods.isPod
       ? "pod traffic to an external address of a Local service goes to any endpoint " +
         "and keeps its address"
       : "externalTrafficPolicy Local keeps the client's address";
@@ -406,10 +483,11 @@ export function explainPacket(
       isLocal,
       ...(options.affinity === undefined ? {} : { affinity: options.affinity }),
     });
-  const outcomes = tracePacket(view, { packet, fromNode, isLocal });
+  const inputInterface = options.inputInterface ?? assumedInputInterface(snapshot, packet);
+  const outcomes = tracePacket(view, { packet, fromNode, isLocal, inputInterface });
   const paths = outcomes.map((o) => o.branch.path);
   const matched = addressMatch(snapshot, packet) ?? nodePortMatch(snapshot, packet, mode, paths);
-  const cidrs = podCIDRs(snapshot, mode, packet.family);
+  const pods = podTestOf(snapshot, mode, packet, fromNode ? null : inputInterface);
   const prefix = commonPrefix(paths);
   const dnat = outcomes.filter((o) => o.branch.state.dnat !== null);
   const notes = notesOf(snapshot, packet, matched);
@@ -473,7 +551,7 @@ export function explainPacket(
         excluded.push(exclusion(ep, reasons));
       }
     }
-    const masquerade = masqueradeOf(dnat, matched, packet, cidrs, fromNode);
+    const masquerade = masqueradeOf(dnat, matched, packet, pods, fromNode);
     const n = endpoints.length;
     const verdict: Verdict = {
       kind: "dnat",
@@ -549,26 +627,26 @@ function masqueradeOf(
   dnat: readonly TraceOutcome[],
   matched: Matched | null,
   packet: ExplainPacket,
-  cidrs: readonly string[],
+  pods: PodTest,
   fromNode: boolean,
 ): MasqueradeAnswer {
   const marks = (o: TraceOutcome) => o.branch.path.filter(isMarkJump).map(markKind);
   const masqueraded = dnat.filter((o) => o.branch.state.masqueraded);
-  const unmarked = unmarkedText(matched, packet, cidrs, fromNode);
+  const unmarked = unmarkedText(matched, packet, pods, fromNode);
   if (masqueraded.length === 0) return { applies: "never", reason: unmarked };
   const kinds = masqueraded.map(marks);
   const nonHairpin = kinds.flat().filter((k) => k !== "hairpin");
   if (masqueraded.length === dnat.length) {
     const kind = nonHairpin[0] ?? "hairpin";
-    return { applies: "always", reason: markText(kind, packet, cidrs) };
+    return { applies: "always", reason: markText(kind, packet, pods) };
   }
   if (nonHairpin.length === 0) {
     return {
       applies: "hairpin",
       reason: `${unmarked}; but when it lands on ${packet.source} itself, ${
-        markText("hairpin", packet, cidrs)
+        markText("hairpin", packet, pods)
       }`,
     };
   }
-  return { applies: "always", reason: markText(nonHairpin[0] as MarkKind, packet, cidrs) };
+  return { applies: "always", reason: markText(nonHairpin[0] as MarkKind, packet, pods) };
 }

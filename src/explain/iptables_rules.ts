@@ -12,6 +12,7 @@ import {
   type Condition,
   type Control,
   dnatState,
+  interfaceMatches,
   type PacketState,
   type RuleEffect,
   RuleShapeError,
@@ -77,6 +78,13 @@ export function compileIptablesRule(spec: string, lookups: IptablesLookups): Com
           ? (s: PacketState) => s.source
           : (s: PacketState) => s.destination;
         conditions.push((s) => (test(get(s)) !== neg ? 1 : 0));
+        i += 2;
+        break;
+      }
+      case "-i": {
+        // The local detector's interface modes: `-i br0`, `! -i veth+`.
+        const pattern = arg ?? fail("-i without an interface");
+        conditions.push((s) => (interfaceMatches(s.inputInterface, pattern) !== neg ? 1 : 0));
         i += 2;
         break;
       }

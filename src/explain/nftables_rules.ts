@@ -15,6 +15,7 @@ import {
   type Condition,
   type Control,
   dnatState,
+  interfaceMatches,
   type PacketState,
   type RuleEffect,
   RuleShapeError,
@@ -165,6 +166,13 @@ export function compileNftRule(text: string, lookups: NftLookups): CompiledRule 
       } else test = addressMatcher(value);
       conditions.push((s) => (test(get(s)) !== negate ? 1 : 0));
       i += used;
+    } else if (word === "iifname") {
+      // The local detector's interface modes: `iifname [!=] "br0"` / `"veth*"`.
+      const negate = at(1) === "!=";
+      const operand = at(negate ? 2 : 1) ?? fail("iifname without a name");
+      const pattern = operand.replace(/^"(.*)"$/, "$1");
+      conditions.push((s) => (interfaceMatches(s.inputInterface, pattern) !== negate ? 1 : 0));
+      i += negate ? 3 : 2;
     } else if (word === "meta" && at(1) === "l4proto") {
       if (at(2) === ".") {
         if (at(3) !== "th" || at(4) !== "dport") fail("unknown meta l4proto concatenation");

@@ -9,6 +9,7 @@ const STATE: PacketState = {
   source: "198.18.1.99",
   destination: "198.18.128.10",
   port: 80,
+  inputInterface: null,
   marked: false,
   dnat: null,
   masqueraded: false,

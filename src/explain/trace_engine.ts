@@ -32,6 +32,11 @@ export interface PacketState {
   readonly destination: string;
   /** Destination port, rewritten by DNAT. */
   readonly port: number;
+  /**
+   * The interface the packet arrived on (`iifname`, `-i`); null for a packet the node itself
+   * sends (the output path has no input interface).
+   */
+  readonly inputInterface: string | null;
   /** The masquerade mark is set. */
   readonly marked: boolean;
   /** The DNAT done to the packet, if any. */
@@ -199,6 +204,21 @@ export interface TraceStart {
   readonly fromNode: boolean;
   /** True when an address is this node's own (routing delivers it locally). */
   readonly isLocal: (ip: string) => boolean;
+  /**
+   * The interface an arriving packet comes in on (ignored for the node's own packets); default
+   * {@link OTHER_INTERFACE}.
+   */
+  readonly inputInterface?: string;
+}
+
+/** The input interface of an arriving packet nothing says more of: neither a bridge nor a pod's. */
+export const OTHER_INTERFACE = "(other)";
+
+/** True when an interface name matches an `iifname` / `-i` operand (`veth*`, `veth+`, `br0`). */
+export function interfaceMatches(name: string | null, pattern: string): boolean {
+  const actual = name ?? "";
+  const wildcard = pattern.endsWith("*") || pattern.endsWith("+");
+  return wildcard ? actual.startsWith(pattern.slice(0, -1)) : actual === pattern;
 }
 
 const MAX_DEPTH = 32;
@@ -360,6 +380,7 @@ export function tracePacket(rs: TraceRuleset, start: TraceStart): TraceOutcome[]
       source: packet.source,
       destination: packet.destination,
       port: packet.port,
+      inputInterface: start.fromNode ? null : start.inputInterface ?? OTHER_INTERFACE,
       marked: false,
       dnat: null,
       masqueraded: false,

@@ -19,6 +19,8 @@ import { buildServicePorts, type NodeContext, serviceKey } from "./service_ports
 import { type MapEditor, PersistentMap } from "./persistent_map.ts";
 import type {
   IPFamily,
+  LocalDetector,
+  LocalMode,
   NodePortIPs,
   NodeSnapshot,
   ProxyOptions,
@@ -32,6 +34,8 @@ export interface SnapshotSettings {
   readonly nodeName: string;
   /** `--cluster-cidr` values. */
   readonly clusterCIDRs: readonly string[];
+  /** `--detect-local-mode` and its interface (absent: ClusterCIDR, as upstream's default). */
+  readonly detectLocal?: DetectLocalSettings;
   /** `--masquerade-all`. */
   readonly masqueradeAll: boolean;
   /** `--iptables-masquerade-bit`. */
@@ -42,6 +46,16 @@ export interface SnapshotSettings {
   readonly nodePortAddresses: readonly string[];
   /** Addresses on this host's interfaces (read by the shell), for CIDR node-port addresses. */
   readonly hostAddresses: readonly string[];
+}
+
+/** `--detect-local-mode` with `--pod-bridge-interface` / `--pod-interface-name-prefix`. */
+export interface DetectLocalSettings {
+  /** The mode. */
+  readonly mode: LocalMode;
+  /** `--pod-bridge-interface` (BridgeInterface mode). */
+  readonly bridgeInterface: string;
+  /** `--pod-interface-name-prefix` (InterfaceNamePrefix mode). */
+  readonly interfaceNamePrefix: string;
 }
 
 /** One change from a source. */
@@ -169,19 +183,52 @@ function ruleFacts(node: NodeSnapshot): Omit<NodeSnapshot, "deleting" | "toBeDel
   return facts;
 }
 
-function optionsOf(settings: SnapshotSettings): ProxyOptions {
+/** Canonical, sorted CIDRs; a CIDR inside another one adds nothing (nor may it in nft sets). */
+function canonicalCIDRs(texts: readonly string[]): string[] {
   const parsed = new Map<string, ParsedCIDR>();
-  for (const c of settings.clusterCIDRs) {
+  for (const c of texts) {
     const cidr = parseCIDR(c.trim());
     if (cidr !== null) parsed.set(cidr.text, cidr);
   }
-  // A CIDR inside another one adds nothing (and nftables rejects overlapping set intervals).
   const all = [...parsed.values()];
-  const cidrs = all.filter((c) =>
-    !all.some((o) => o.prefix < c.prefix && cidrContains(o, c.network))
-  ).map((c) => c.text);
+  return all.filter((c) => !all.some((o) => o.prefix < c.prefix && cidrContains(o, c.network)))
+    .map((c) => c.text).sort();
+}
+
+/**
+ * Upstream's local detector for the mode: NodeCIDR takes the Node's `spec.podCIDRs` (none until
+ * the Node has them: the sync loop waits), the interface modes the interface name.
+ */
+function localDetectorOf(
+  settings: SnapshotSettings,
+  clusterCIDRs: readonly string[],
+  node: Node | null,
+): LocalDetector {
+  const d = settings.detectLocal;
+  const mode: LocalMode = d?.mode ?? "ClusterCIDR";
+  switch (mode) {
+    case "ClusterCIDR":
+      return { mode, cidrs: clusterCIDRs, interfaceName: null };
+    case "NodeCIDR":
+      return { mode, cidrs: canonicalCIDRs(node?.spec?.podCIDRs ?? []), interfaceName: null };
+    case "BridgeInterface":
+      return { mode, cidrs: [], interfaceName: d?.bridgeInterface ?? "" };
+    case "InterfaceNamePrefix":
+      return { mode, cidrs: [], interfaceName: d?.interfaceNamePrefix ?? "" };
+  }
+}
+
+/** True while NodeCIDR mode waits for the Node's `spec.podCIDRs` (nothing may be programmed). */
+export function awaitingPodCIDRs(snapshot: ProxySnapshot): boolean {
+  const d = snapshot.options.localDetector;
+  return d.mode === "NodeCIDR" && d.cidrs.length === 0;
+}
+
+function optionsOf(settings: SnapshotSettings, node: Node | null): ProxyOptions {
+  const cidrs = canonicalCIDRs(settings.clusterCIDRs);
   return {
-    clusterCIDRs: cidrs.sort(),
+    clusterCIDRs: cidrs,
+    localDetector: localDetectorOf(settings, cidrs, node),
     masqueradeAll: settings.masqueradeAll,
     masqueradeBit: settings.masqueradeBit,
     localhostNodePorts: settings.localhostNodePorts,
@@ -230,7 +277,7 @@ export function initialProxyState(settings: SnapshotSettings): ProxyState {
     slicesByService: PersistentMap.empty(),
     node: null,
     entries: PersistentMap.empty(),
-    snapshot: assembleSnapshot(node, optionsOf(settings), [], 0n),
+    snapshot: assembleSnapshot(node, optionsOf(settings, null), [], 0n),
     portsDigest: 0n,
   };
 }
@@ -392,7 +439,7 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
     : (slicesByService as MapEditor<ReadonlySet<string>>).done();
 
   const nodeSnap = nodeSnapshotOf(node, settings);
-  const options = optionsOf(settings);
+  const options = optionsOf(settings, node);
   const prev = state.snapshot;
   const nodeChanged = canonicalJSON(nodeSnap) !== canonicalJSON(prev.node);
   const headerChanged = nodeChanged || canonicalJSON(options) !== canonicalJSON(prev.options);

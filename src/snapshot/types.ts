@@ -137,10 +137,42 @@ export interface NodeSnapshot {
   readonly known: boolean;
 }
 
+/** `--detect-local-mode`: how kube-proxy tells traffic from a pod of this node from the rest. */
+export type LocalMode = "ClusterCIDR" | "NodeCIDR" | "BridgeInterface" | "InterfaceNamePrefix";
+
+/** Every `--detect-local-mode` value, as upstream lists them. */
+export const LOCAL_MODES: readonly LocalMode[] = Object.freeze([
+  "ClusterCIDR",
+  "NodeCIDR",
+  "BridgeInterface",
+  "InterfaceNamePrefix",
+]);
+
+/**
+ * The resolved "is this source a pod?" test every rule that asks it uses (upstream's
+ * LocalTrafficDetector): source CIDRs in the CIDR modes, the input interface in the others.
+ */
+export interface LocalDetector {
+  /** The mode it came from. */
+  readonly mode: LocalMode;
+  /**
+   * Pod source CIDRs, canonical and sorted: `--cluster-cidr` (ClusterCIDR) or the Node's
+   * `spec.podCIDRs` (NodeCIDR); empty in the interface modes, and while the Node has none.
+   */
+  readonly cidrs: readonly string[];
+  /**
+   * The input interface of pod traffic: the bridge's name (BridgeInterface) or the name prefix
+   * of the pods' host-side interfaces (InterfaceNamePrefix); null in the CIDR modes.
+   */
+  readonly interfaceName: string | null;
+}
+
 /** Proxy-wide options that change rule text. */
 export interface ProxyOptions {
-  /** Cluster (pod) CIDRs, canonical; empty means local traffic cannot be detected. */
+  /** `--cluster-cidr` CIDRs, canonical (what ClusterCIDR mode detects pods by). */
   readonly clusterCIDRs: readonly string[];
+  /** How pod traffic is told from other traffic; empty CIDRs in a CIDR mode: it cannot be. */
+  readonly localDetector: LocalDetector;
   /** Masquerade every packet to a service. */
   readonly masqueradeAll: boolean;
   /** The fwmark bit used for masquerade marking. */

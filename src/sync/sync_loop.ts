@@ -8,6 +8,7 @@
  */
 import type { Applier, SyncResult } from "../apply/applier.ts";
 import {
+  awaitingPodCIDRs,
   initialProxyState,
   type ProxyEvent,
   type ProxyState,
@@ -90,6 +91,7 @@ export class SyncLoop {
   #retryAt = 0;
   #lastSynced: ProxySnapshot | null = null;
   #queuedSince: number | null = null;
+  #awaitingPodCIDRs = false;
   readonly #opts: SyncLoopOptions;
   readonly #log: (line: string) => void;
 
@@ -118,6 +120,14 @@ export class SyncLoop {
   /** When the oldest unsynced change was queued (ms), or null. */
   get queuedSince(): number | null {
     return this.#queuedSince;
+  }
+
+  /**
+   * True while `--detect-local-mode=NodeCIDR` waits for the Node's `spec.podCIDRs`: as upstream,
+   * nothing is programmed until the Node has them.
+   */
+  get awaitingPodCIDRs(): boolean {
+    return this.#awaitingPodCIDRs;
   }
 
   /** Consecutive failed syncs. */
@@ -184,13 +194,14 @@ export class SyncLoop {
 
   #hasWork(now: number): boolean {
     if (!this.#sourcesSynced) return false;
+    if (this.#awaitingPodCIDRs) return this.#pending.length > 0;
     if (this.#failures > 0) return now >= this.#retryAt;
     if (this.#needFull || this.#pending.length > 0) return true;
     return now - this.#lastFullSync >= this.#opts.syncPeriodMs;
   }
 
   #nextTimer(now: number): number {
-    if (!this.#sourcesSynced) return 1_000;
+    if (!this.#sourcesSynced || this.#awaitingPodCIDRs) return 1_000;
     if (this.#failures > 0) return Math.max(0, this.#retryAt - now);
     return Math.max(0, this.#lastFullSync + this.#opts.syncPeriodMs - now);
   }
@@ -240,6 +251,24 @@ export class SyncLoop {
       if (result.nodeChanged) this.#opts.hooks?.onNodeChanged?.(result.state.snapshot);
     }
     const snapshot = this.#state.snapshot;
+    const waiting = awaitingPodCIDRs(snapshot);
+    if (waiting !== this.#awaitingPodCIDRs) {
+      this.#log(
+        waiting
+          ? `detect-local-mode NodeCIDR: waiting for Node ${snapshot.node.name}'s ` +
+            "spec.podCIDRs before programming any rule"
+          : `detect-local-mode NodeCIDR: pod CIDRs ${
+            snapshot.options.localDetector.cidrs.join(", ")
+          }`,
+      );
+      this.#awaitingPodCIDRs = waiting;
+    }
+    if (waiting) {
+      // Nothing is programmed yet; the changes stay for the first sync (a full one).
+      this.#pendingTriggers.unshift(...triggers);
+      this.#needFull = true;
+      return;
+    }
     const start = Date.now();
     const changed = [...this.#unsynced].sort();
     const sinceFull = start - this.#lastFullSync;

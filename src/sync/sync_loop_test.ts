@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import type { Applier, SyncRequest, SyncResult } from "../apply/applier.ts";
 import type { ProxyEvent } from "../snapshot/proxy_state.ts";
-import { ep, obj, SETTINGS, slice, svc } from "../snapshot/fixtures_test.ts";
+import { ep, node, obj, SETTINGS, slice, svc } from "../snapshot/fixtures_test.ts";
 import { SyncLoop, type SyncLoopOptions, type SyncRecord } from "./sync_loop.ts";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -404,4 +404,44 @@ Deno.test("sync loop: stop waits for the sync in flight and then nothing more ru
   const n = applier.calls.length;
   await sleep(150);
   assert.equal(applier.calls.length, n, "no periodic sync after stop");
+});
+
+Deno.test("sync loop: NodeCIDR mode programs nothing until the Node has podCIDRs", async () => {
+  const settings = {
+    ...SETTINGS,
+    detectLocal: { mode: "NodeCIDR" as const, bridgeInterface: "", interfaceNamePrefix: "" },
+  };
+  const nodeWith = (podCIDRs: string[] | null): ProxyEvent => ({
+    type: "upsert",
+    object: obj({
+      ...node("node-a", null),
+      ...(podCIDRs === null ? {} : { spec: { podCIDR: podCIDRs[0], podCIDRs } }),
+    }),
+  });
+  await withLoop({ settings }, async (loop, applier, log) => {
+    loop.enqueue([service("web", 10), endpoints("web", 5), nodeWith(null)]);
+    loop.markSourcesSynced();
+    await waitFor("the wait to begin", () => loop.awaitingPodCIDRs);
+    // A change that does not give the Node pod CIDRs still programs nothing.
+    loop.enqueue([service("db", 30)]);
+    await sleep(100);
+    assert.equal(applier.calls.length, 0);
+    assert.equal(loop.hasSynced, false);
+    assert.ok(log.some((l) => /waiting for Node node-a's spec\.podCIDRs/.test(l)), log.join("\n"));
+    loop.enqueue([nodeWith(["198.18.1.0/24"])]);
+    await loop.settled();
+    assert.equal(loop.awaitingPodCIDRs, false);
+    assert.equal(applier.calls.length, 1);
+    const first = applier.calls[0]?.request;
+    assert.equal(first?.full, true);
+    assert.deepEqual(first?.snapshot.options.localDetector.cidrs, ["198.18.1.0/24"]);
+    assert.equal(first?.snapshot.servicePorts.length, 2);
+    // A new pod CIDR is followed with a full sync (upstream restarts instead).
+    loop.enqueue([nodeWith(["198.18.2.0/24"])]);
+    await waitFor("the second sync", () => applier.calls.length === 2);
+    assert.equal(applier.calls[1]?.request.full, true);
+    assert.deepEqual(applier.calls[1]?.request.snapshot.options.localDetector.cidrs, [
+      "198.18.2.0/24",
+    ]);
+  });
 });

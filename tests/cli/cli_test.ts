@@ -255,6 +255,11 @@ iptables:
     assert.equal(a.node.name, "node-b");
     assert.deepEqual(a.options, {
       clusterCIDRs: ["198.18.1.0/24", "fd00::1:0/112"],
+      localDetector: {
+        mode: "ClusterCIDR",
+        cidrs: ["198.18.1.0/24", "fd00::1:0/112"],
+        interfaceName: null,
+      },
       masqueradeAll: true,
       masqueradeBit: 15,
       localhostNodePorts: true,

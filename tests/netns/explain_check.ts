@@ -65,6 +65,26 @@ export function sourceOf(check: ScenarioCheck, results: readonly ProbeResult[]):
   }
 }
 
+/**
+ * The interface a check's probes arrive on in the node namespace: a pod's veth (`pod<i>`, or the
+ * bridge when the scenario puts the pods behind the BridgeInterface mode's bridge), the clients'
+ * links `ext0` / `ext1`; none for the node's own.
+ */
+export function inputInterfaceOf(
+  snapshot: ProxySnapshot,
+  check: ScenarioCheck,
+): string | undefined {
+  const detector = snapshot.options.localDetector;
+  if (/^pod\d+$/.test(check.from)) {
+    return detector.mode === "BridgeInterface" && detector.interfaceName !== null
+      ? detector.interfaceName
+      : check.from;
+  }
+  if (check.from === "client") return "ext0";
+  if (check.from === "client2") return "ext1";
+  return undefined;
+}
+
 /** Explain's answer for a check's packet. */
 export function explainCheck(
   snapshot: ProxySnapshot,
@@ -74,7 +94,11 @@ export function explainCheck(
 ): ExplainAnswer {
   const ip = check.ip.includes(":") ? `[${check.ip}]` : check.ip;
   const target = parseTarget(`${ip}:${check.port}/${(check.protocol ?? "TCP").toLowerCase()}`);
-  return explainPacket(snapshot, packetOf(target, snapshot, { from: source }), options);
+  const inputInterface = inputInterfaceOf(snapshot, check);
+  return explainPacket(snapshot, packetOf(target, snapshot, { from: source }), {
+    ...options,
+    ...(inputInterface === undefined ? {} : { inputInterface }),
+  });
 }
 
 /** The smallest share an endpoint must have for `probes` probes to miss it with p < 1e-6. */
@@ -198,7 +222,9 @@ export async function judgeWithExplain(
     problems.push(`${where}: ${disagreements.join("; ")}\n${answerReport(answer)}`);
   }
   if (options.live === null) return { problems, traced: false };
+  const inputInterface = inputInterfaceOf(snapshot, check);
   const report = await confirmLive(snapshot, answer.packet, {
+    ...(inputInterface === undefined ? {} : { inputInterface }),
     mode: options.mode,
     nodeAddresses: options.nodeAddresses,
     netns: options.live.netns,

@@ -12,7 +12,7 @@ import { affinitySetName, TABLE_NAME } from "../../render/nftables/names.ts";
 import { findServicePort } from "../../render/nftables/table_plan.ts";
 import type { ProxySnapshot } from "../../snapshot/types.ts";
 import type { ExplainAnswer, ExplainMode } from "../answer.ts";
-import { explainPacket } from "../explain.ts";
+import { assumedInputInterface, explainPacket } from "../explain.ts";
 import { type ExplainPacket, hostPort } from "../packet.ts";
 import { enteredChains, type PathEvent } from "../trace_engine.ts";
 import { readInNetns } from "./inject.ts";
@@ -28,6 +28,8 @@ export interface LiveOptions {
   readonly iptablesVariant?: "nft" | "legacy";
   /** Run in this named network namespace (tests); default: here. */
   readonly netns?: string;
+  /** The interface the packet should seem to arrive on (explain's `inputInterface`). */
+  readonly inputInterface?: string;
 }
 
 /** What `--live` found. */
@@ -111,13 +113,37 @@ function comparable(path: readonly PathEvent[], method: KernelTrace["method"]): 
   return entered.filter((e) => / KUBE-/.test(e));
 }
 
+/**
+ * The TUN device name for a probe meant to arrive on `wanted`: with the pods' prefix when
+ * `wanted` has it (InterfaceNamePrefix mode), else `kpx` + random (a bridge cannot be named
+ * twice, so in BridgeInterface mode the probe is traced as arriving elsewhere).
+ */
+function liveInputInterface(snapshot: ProxySnapshot, wanted: string): string {
+  const random = Math.random().toString(36).slice(2, 8).padEnd(6, "0");
+  const d = snapshot.options.localDetector;
+  if (d.mode === "InterfaceNamePrefix" && d.interfaceName !== null) {
+    if (wanted.startsWith(d.interfaceName)) return `${d.interfaceName}${random}`.slice(0, 15);
+  }
+  return `kpx${random}`;
+}
+
 /** Explains `packet`, sends it for real, and compares. */
 export async function confirmLive(
   snapshot: ProxySnapshot,
   packet: ExplainPacket,
   options: LiveOptions,
 ): Promise<LiveReport> {
-  const base = { mode: options.mode, nodeAddresses: options.nodeAddresses };
+  // The probe arrives on a TUN device: explain is asked about that device, named so that the
+  // interface modes see what was asked where they can (a pod interface by its prefix).
+  const tunName = liveInputInterface(
+    snapshot,
+    options.inputInterface ?? assumedInputInterface(snapshot, packet),
+  );
+  const base = {
+    mode: options.mode,
+    nodeAddresses: options.nodeAddresses,
+    inputInterface: tunName,
+  };
   const first = explainPacket(snapshot, packet, base);
   const affinity = await readAffinity(snapshot, first, options);
   const answer = affinity === undefined
@@ -127,6 +153,7 @@ export async function confirmLive(
   const trace = await traceInKernel(packet, {
     mode: options.mode,
     fromNode: answer.fromNode,
+    inputInterface: tunName,
     ...(variant === undefined ? {} : { iptablesVariant: variant }),
     ...(options.netns === undefined ? {} : { netns: options.netns }),
   });

@@ -187,10 +187,15 @@ export function readInNetns(
   });
 }
 
-/** Makes a TUN device in `netns` (or here), brings it up, and takes packets from it. */
-export function openTun(options: { readonly netns?: string } = {}): TunDevice {
+/**
+ * Makes a TUN device in `netns` (or here), brings it up, and takes packets from it. Its name is
+ * `name` (at most 15 bytes; the packet's input interface) or `kpx` + 6 random characters.
+ */
+export function openTun(
+  options: { readonly netns?: string; readonly name?: string } = {},
+): TunDevice {
   const c = open();
-  const name = `kpx${Math.random().toString(36).slice(2, 8).padEnd(6, "0")}`;
+  const name = options.name ?? `kpx${Math.random().toString(36).slice(2, 8).padEnd(6, "0")}`;
   const fd = inNetns(c, options.netns, () => {
     const f = c.open(cString("/dev/net/tun"), O_RDWR | O_CLOEXEC);
     if (f < 0) throw new Error(`Cannot open /dev/net/tun (errno ${errno(c)}; --live needs root)`);

@@ -34,6 +34,8 @@ export interface KernelTraceOptions {
   readonly netns?: string;
   /** The packet is the node's own (sent on a raw socket) rather than arriving (TUN). */
   readonly fromNode: boolean;
+  /** The name of the TUN device an arriving packet comes in on (default: `kpx` + random). */
+  readonly inputInterface?: string;
   /** How long to wait for the monitor and the trace (default 5 s). */
   readonly timeoutMs?: number;
 }
@@ -136,7 +138,10 @@ async function inject(packet: ExplainPacket, sourcePort: number, options: Kernel
     sendFromNode(bytes, netns);
     return;
   }
-  const tun = openTun(netns);
+  const tun = openTun({
+    ...netns,
+    ...(options.inputInterface === undefined ? {} : { name: options.inputInterface }),
+  });
   try {
     tun.write(bytes);
     // The kernel has taken the packet when write returns; keep the device a moment so the

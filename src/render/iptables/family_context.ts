@@ -1,6 +1,6 @@
 /** The per-family facts the iptables rules depend on, derived once per sync from a snapshot. */
 import { cidrContains, familyOf, type IPFamily, parseCIDR, parseIP } from "../../model/ip.ts";
-import type { ProxySnapshot } from "../../snapshot/types.ts";
+import type { LocalDetector, ProxySnapshot } from "../../snapshot/types.ts";
 
 /** What one family's rules need to know beyond the service ports. */
 export interface FamilyContext {
@@ -11,10 +11,11 @@ export interface FamilyContext {
   /** Masquerade every packet to a service (`--masquerade-all`). */
   readonly masqueradeAll: boolean;
   /**
-   * The cluster CIDR that tells pod traffic from outside traffic, or null when local traffic
-   * cannot be detected. Like kube-proxy, only the first CIDR of the family is used.
+   * The local detector's matches (upstream's `IfLocal` / `IfNotLocal`): `-s CIDR` / `! -s CIDR`
+   * in the CIDR modes (like kube-proxy, the family's first CIDR only), `-i br0` / `! -i br0` or
+   * `-i veth+` / `! -i veth+` in the interface modes; null when pod traffic cannot be told.
    */
-  readonly clusterCIDR: string | null;
+  readonly podSource: { readonly ifLocal: string; readonly ifNotLocal: string } | null;
   /** This node's primary IP of the family, for loadBalancerSourceRanges that include the node. */
   readonly nodeIP: string | null;
   /** Addresses NodePorts are accepted on (this family), or null for every local address. */
@@ -58,6 +59,20 @@ function isLoopback(ip: string): boolean {
   return ip === "::1" || ip.startsWith("127.");
 }
 
+function podSourceMatches(detector: LocalDetector, family: IPFamily): FamilyContext["podSource"] {
+  let match: string | null;
+  if (detector.interfaceName !== null) {
+    const name = detector.mode === "InterfaceNamePrefix"
+      ? `${detector.interfaceName}+`
+      : detector.interfaceName;
+    match = `-i ${name}`;
+  } else {
+    const cidr = detector.cidrs.find((c) => familyOf(c) === family);
+    match = cidr === undefined ? null : `-s ${cidr}`;
+  }
+  return match === null ? null : { ifLocal: match, ifNotLocal: `! ${match}` };
+}
+
 /** The family context of `snapshot` for `family`. */
 export function familyContext(
   snapshot: ProxySnapshot,
@@ -65,7 +80,7 @@ export function familyContext(
   options: FamilyContextOptions = {},
 ): FamilyContext {
   const { node, options: opts } = snapshot;
-  const clusterCIDR = opts.clusterCIDRs.find((c) => familyOf(c) === family) ?? null;
+  const podSource = podSourceMatches(opts.localDetector, family);
   const nodeIP = node.primaryIPs.find((ip) => familyOf(ip) === family) ?? null;
   const nodePortIPs = node.nodePortIPs[family];
   // kube-proxy turns localhost NodePorts off unless the NodePort addresses include 127.0.0.1.
@@ -74,7 +89,7 @@ export function familyContext(
     family,
     masqueradeMark: masqueradeMarkText(opts.masqueradeBit),
     masqueradeAll: opts.masqueradeAll,
-    clusterCIDR,
+    podSource,
     nodeIP,
     nodePortIPs,
     localhostNodePorts: family === "IPv4" && opts.localhostNodePorts && loopbackAllowed,

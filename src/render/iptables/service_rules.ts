@@ -244,8 +244,8 @@ export function renderServicePort(
   if (hasInternal) {
     const head = `-m comment --comment ${quoteComment(`${id} cluster IP`)} ${clusterIPMatch}`;
     if (ctx.masqueradeAll) internalMasq.push(`${head} -j ${KUBE_MARK_MASQ}`);
-    else if (ctx.clusterCIDR !== null) {
-      internalMasq.push(`${head} ! -s ${ctx.clusterCIDR} -j ${KUBE_MARK_MASQ}`);
+    else if (ctx.podSource !== null) {
+      internalMasq.push(`${head} ${ctx.podSource.ifNotLocal} -j ${KUBE_MARK_MASQ}`);
     }
   }
   if (usesExtChain) {
@@ -257,10 +257,10 @@ export function renderServicePort(
         } -j ${KUBE_MARK_MASQ}`,
       );
     } else {
-      if (ctx.clusterCIDR !== null) {
+      if (ctx.podSource !== null) {
         rules.push(
           `-m comment --comment ${quoteComment(`pod traffic for ${id} external destinations`)} ` +
-            `-s ${ctx.clusterCIDR} -j ${names.svc}`,
+            `${ctx.podSource.ifLocal} -j ${names.svc}`,
         );
       }
       rules.push(

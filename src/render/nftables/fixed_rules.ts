@@ -3,7 +3,7 @@
  * that look packets up in the verdict maps, and the declarations of the shared sets and maps.
  * Which built-in hook jumps to which of our chains is a data table, as in kube-proxy.
  */
-import type { ProxySnapshot } from "../../snapshot/types.ts";
+import type { LocalDetector, ProxySnapshot } from "../../snapshot/types.ts";
 import { endpointKeyOffset, FIXED, MAP_MAX_ENDPOINTS } from "./names.ts";
 import type { ChainSpec, FamilyContext } from "./model.ts";
 import { parseCIDR, parseIP } from "../../model/ip.ts";
@@ -95,15 +95,26 @@ export function masqueradeMark(bit: number): string {
   return `0x${(2 ** bit).toString(16).padStart(8, "0")}`;
 }
 
+/** The `iifname` operand of an interface-mode local detector, quoted as `nft list` prints it. */
+function podInterfacePattern(detector: LocalDetector): string | null {
+  if (detector.interfaceName === null) return null;
+  const name = detector.mode === "InterfaceNamePrefix"
+    ? `${detector.interfaceName}*`
+    : detector.interfaceName;
+  return JSON.stringify(name);
+}
+
 /** The per-family context the service port renderer needs, from the snapshot. */
 export function familyContext(snapshot: ProxySnapshot, family: "IPv4" | "IPv6"): FamilyContext {
-  const clusterCIDRs = snapshot.options.clusterCIDRs.filter((c) => parseCIDR(c)?.family === family);
+  const detector = snapshot.options.localDetector;
+  const podCIDRs = detector.cidrs.filter((c) => parseCIDR(c)?.family === family);
   const nodeIP = snapshot.node.primaryIPs.find((ip) => parseIP(ip)?.family === family) ?? null;
   return {
     family,
     ipX: family === "IPv4" ? "ip" : "ip6",
     addrType: family === "IPv4" ? "ipv4_addr" : "ipv6_addr",
-    clusterCIDRs,
+    podCIDRs,
+    podInterface: podInterfacePattern(detector),
     masqueradeAll: snapshot.options.masqueradeAll,
     nodeIP,
   };
@@ -124,12 +135,12 @@ export function fixedRules(snapshot: ProxySnapshot, ctx: FamilyContext): FixedRu
   const npIPs = nodePortIPs(snapshot, ctx);
   const key3 = `${addrType} . inet_proto . inet_service`;
   const sets: SharedSetSpec[] = [];
-  if (ctx.clusterCIDRs.length > 1) {
+  if (ctx.podCIDRs.length > 1) {
     sets.push({
       kind: "set",
       name: FIXED.clusterCIDRsSet,
       declaration: `type ${addrType}; flags interval;`,
-      fixedElements: ctx.clusterCIDRs,
+      fixedElements: ctx.podCIDRs,
     });
   }
   if (npIPs !== null) {

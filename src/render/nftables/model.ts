@@ -51,8 +51,16 @@ export interface FamilyContext {
   readonly ipX: "ip" | "ip6";
   /** `ipv4_addr` or `ipv6_addr`. */
   readonly addrType: "ipv4_addr" | "ipv6_addr";
-  /** Cluster (pod) CIDRs of this family; empty when local traffic cannot be detected. */
-  readonly clusterCIDRs: readonly string[];
+  /**
+   * Pod source CIDRs of this family (the local detector's: `--cluster-cidr` or the Node's
+   * podCIDRs); empty in the interface modes or when local traffic cannot be detected.
+   */
+  readonly podCIDRs: readonly string[];
+  /**
+   * The `iifname` pattern pod traffic arrives on (the bridge, or `"<prefix>*"`), quoted as nft
+   * lists it; null in the CIDR modes.
+   */
+  readonly podInterface: string | null;
   /** `--masquerade-all`. */
   readonly masqueradeAll: boolean;
   /** The node's primary IP of this family, if known. */

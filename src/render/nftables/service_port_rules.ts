@@ -26,11 +26,16 @@ import { flatText, flatTexts } from "../flat_text.ts";
 /** Above this many endpoints a policy chain uses one numgen map rule instead of a cascade. */
 export const CASCADE_MAX_ENDPOINTS = 16;
 
-/** The `ip saddr …` match for pod (cluster-CIDR) sources, or null when none are configured. */
+/**
+ * The "is this source a pod?" match of the local detector (upstream's `IfLocalNFT` /
+ * `IfNotLocalNFT`): `ip saddr [!=] CIDR` (or the `cluster-cidrs` set) in the CIDR modes,
+ * `iifname [!=] "br0"` / `"veth*"` in the interface modes; null when pods cannot be told.
+ */
 export function podSourceMatch(ctx: FamilyContext, negate: boolean): string | null {
-  if (ctx.clusterCIDRs.length === 0) return null;
   const op = negate ? "!= " : "";
-  if (ctx.clusterCIDRs.length === 1) return `${ctx.ipX} saddr ${op}${ctx.clusterCIDRs[0]}`;
+  if (ctx.podInterface !== null) return `iifname ${op}${ctx.podInterface}`;
+  if (ctx.podCIDRs.length === 0) return null;
+  if (ctx.podCIDRs.length === 1) return `${ctx.ipX} saddr ${op}${ctx.podCIDRs[0]}`;
   return `${ctx.ipX} saddr ${op}@${FIXED.clusterCIDRsSet}`;
 }
 
