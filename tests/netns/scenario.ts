@@ -96,6 +96,8 @@ export interface Scenario {
   readonly pods: number;
   /** Also build the second external client (`client2`, 198.19.1.2). */
   readonly secondClient?: boolean;
+  /** Put the pods behind a bridge of this name (see TopologySpec.podBridge). */
+  readonly podBridge?: string;
   /** Overrides of the default snapshot settings. */
   readonly settings?: Partial<SnapshotSettings>;
   /** Steps, run in order; a failing step stops the scenario. */

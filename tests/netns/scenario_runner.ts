@@ -226,6 +226,7 @@ export async function runScenario(
   const topology = await createTopology({
     pods: scenario.pods,
     secondClient: scenario.secondClient ?? false,
+    ...(scenario.podBridge === undefined ? {} : { podBridge: scenario.podBridge }),
   });
   const topologyMs = performance.now() - t0;
   let syncMs = 0;

@@ -85,6 +85,11 @@ export interface TopologySpec {
   readonly podUdpPorts?: readonly number[];
   /** Start the pod servers (default true). */
   readonly startServers?: boolean;
+  /**
+   * Put the pods' node-side veths into a bridge of this name (the node's pod gateway, as a
+   * bridge CNI does) instead of routing to each veth: pod traffic then arrives on the bridge.
+   */
+  readonly podBridge?: string;
 }
 
 /** One pod of a topology. */
@@ -408,6 +413,44 @@ async function linkClient(
   await ip(["-n", info.netns, "-6", "route", "add", "default", "via", info.nodeIPv6]);
 }
 
+/**
+ * Moves the pods behind one bridge: their veths become its ports, the node's IPv6 gateway
+ * address (fe80::1) and the pods' host routes go to the bridge, so the node sees pod traffic
+ * arrive on the bridge (`iifname`), as with a bridge CNI.
+ */
+async function bridgePods(node: string, bridge: string, pods: readonly PodInfo[]): Promise<void> {
+  await ip(["-n", node, "link", "add", bridge, "type", "bridge"]);
+  await ip(["-n", node, "-6", "addr", "add", "fe80::1/64", "dev", bridge, "nodad"]);
+  await ip(["-n", node, "link", "set", bridge, "up"]);
+  for (const pod of pods) {
+    await ip(["-n", node, "-6", "addr", "del", "fe80::1/64", "dev", pod.nodeLink]);
+    await ip(["-n", node, "link", "set", pod.nodeLink, "master", bridge]);
+    await ip([
+      "-n",
+      node,
+      "route",
+      "replace",
+      `${pod.ipv4}/32`,
+      "dev",
+      bridge,
+      "src",
+      NODE_INTERNAL_IPV4,
+    ]);
+    await ip([
+      "-n",
+      node,
+      "-6",
+      "route",
+      "replace",
+      `${pod.ipv6}/128`,
+      "dev",
+      bridge,
+      "src",
+      NODE_INTERNAL_IPV6,
+    ]);
+  }
+}
+
 async function linkPod(node: string, pod: PodInfo): Promise<void> {
   const link = pod.nodeLink;
   await ip([
@@ -608,6 +651,7 @@ export async function createTopology(spec: TopologySpec = {}): Promise<Topology>
     await ip(["-n", nodeNetns, "route", "add", "default", "dev", "null0"]);
     await ip(["-n", nodeNetns, "-6", "route", "add", "default", "dev", "null0"]);
     await Promise.all(pods.map((p) => linkPod(nodeNetns, p)));
+    if (spec.podBridge !== undefined) await bridgePods(nodeNetns, spec.podBridge, pods);
     await linkClient(nodeNetns, client, "ext0", 24, 64);
     if (client2) await linkClient(nodeNetns, client2, "ext1", 24, 64);
     if (spec.startServers !== false) {

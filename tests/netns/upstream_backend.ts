@@ -106,6 +106,16 @@ function commonArgs(settings: SnapshotSettings, mode: UpstreamMode): string[] {
   if (settings.clusterCIDRs.length > 0) {
     args.push(`--cluster-cidr=${settings.clusterCIDRs.join(",")}`);
   }
+  const detect = settings.detectLocal;
+  if (detect !== undefined && detect.mode !== "ClusterCIDR") {
+    args.push(`--detect-local-mode=${detect.mode}`);
+    if (detect.mode === "BridgeInterface") {
+      args.push(`--pod-bridge-interface=${detect.bridgeInterface}`);
+    }
+    if (detect.mode === "InterfaceNamePrefix") {
+      args.push(`--pod-interface-name-prefix=${detect.interfaceNamePrefix}`);
+    }
+  }
   if (settings.masqueradeAll) args.push("--masquerade-all=true");
   if (settings.masqueradeBit !== 14) {
     args.push(`--iptables-masquerade-bit=${settings.masqueradeBit}`);
