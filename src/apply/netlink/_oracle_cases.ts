@@ -106,6 +106,11 @@ export const ORACLE_COMMANDS: readonly string[] = Object.freeze([
   "add rule ip kproxy service-x ip daddr 198.18.128.10 tcp dport 80 ip saddr != 198.18.0.0/16 jump mark-for-masquerade",
   "add rule ip6 kproxy service-x ip6 daddr fd00:128::10 tcp dport 80 ip6 saddr != fd00:1::/64 jump mark-for-masquerade",
   "add rule ip6 kproxy service-x ip6 daddr fd00:128::10 tcp dport 80 ip6 saddr != fd00:1::/60 jump mark-for-masquerade",
+  // Rules: the interface modes of --detect-local-mode (bridge name, name prefix).
+  'add rule ip kproxy service-x ip daddr 198.18.128.10 tcp dport 80 iifname != "cbr0" jump mark-for-masquerade',
+  'add rule ip6 kproxy service-x ip6 daddr fd00:128::10 tcp dport 80 iifname != "veth*" jump mark-for-masquerade',
+  'add rule ip kproxy service-x iifname "veth*" goto service-x',
+  'add rule ip6 kproxy service-x iifname "cbr0" goto service-x',
   // Rules: endpoint selection.
   "add rule ip kproxy service-x numgen random mod 3 0 meta l4proto tcp dnat to 198.18.1.10:8080",
   "add rule ip kproxy service-x meta l4proto udp dnat to 198.18.1.11:53",

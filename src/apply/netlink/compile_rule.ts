@@ -5,7 +5,7 @@
  *
  * The vocabulary is the renderer's, no more: address, prefix and set matches on `ip[6] saddr|daddr`,
  * `tcp|udp|sctp dport`, `meta l4proto`, `numgen random mod N V`, `fib saddr type local`,
- * `update @set { ip saddr }`, `dnat to A:P`, `dnat ip addr . port to numgen random mod N map {…}`
+ * `update @set { ip saddr }`, `iifname [!=] "name"` / `"prefix*"`, `dnat to A:P`, `dnat ip addr . port to numgen random mod N map {…}`
  * and the verdicts. Anything else throws {@link UnsupportedNftText}.
  *
  * @module
@@ -216,6 +216,21 @@ function compileWords(words: readonly string[], text: string, ctx: RuleContext):
         op: CMP_OP.EQ,
         data: Uint8Array.of(port >> 8, port & 0xff),
       });
+    } else if (w === "iifname") {
+      // `iifname [!=] "br0"` compares the whole 16-byte name; `"veth*"` only the prefix.
+      let op: number = CMP_OP.EQ;
+      if (peek() === "!=") {
+        op = CMP_OP.NEQ;
+        i++;
+      }
+      const quoted = take("an interface name");
+      const m = /^"([^"*]{1,15})(\*?)"$/.exec(quoted);
+      if (m === null) throw new UnsupportedNftText(`the interface name ${quoted}`);
+      const name = new TextEncoder().encode(m[1] as string);
+      const data = m[2] === "*" ? name : new Uint8Array(16);
+      if (m[2] !== "*") data.set(name);
+      exprs.push({ kind: "meta", key: META_KEY.IIFNAME, dreg: REG_1 });
+      exprs.push({ kind: "cmp", sreg: REG_1, op, data });
     } else if (w === "meta") {
       expect("l4proto");
       const proto = protocolNumber(take("a protocol"));
