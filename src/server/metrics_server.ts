@@ -147,9 +147,10 @@ export function createMetricsApp(runtime: ProxyRuntime): Hono {
     };
     const to = one("to");
     const from = one("from");
+    const iif = one("iif");
     const output = one("o") ?? "json";
-    if (to === null || from === null || output === null) {
-      return badRequest(c, "Query parameters to, from and o may each be given once");
+    if (to === null || from === null || iif === null || output === null) {
+      return badRequest(c, "Query parameters to, from, iif and o may each be given once");
     }
     if (output !== "json" && output !== "text" && output !== "html") {
       return badRequest(
@@ -184,6 +185,8 @@ export function createMetricsApp(runtime: ProxyRuntime): Hono {
       answer = explainPacket(snapshot, packet, {
         mode: runtime.config().mode,
         nodeAddresses: runtime.nodeAddresses(),
+        // The input interface, for the interface modes of --detect-local-mode.
+        ...(iif === undefined || iif === "" ? {} : { inputInterface: iif }),
       });
     } catch (e) {
       if (!(e instanceof PacketSyntaxError)) throw e;

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { fixtureStore, okRecord, SNAPSHOT_A, SNAPSHOT_B } from "./_fixtures.ts";
+import {
+  FIXTURE_SETTINGS,
+  fixtureStore,
+  okRecord,
+  SNAPSHOT_A,
+  SNAPSHOT_B,
+  snapshotOf,
+} from "./_fixtures.ts";
 import { createMetricsApp } from "./metrics_server.ts";
 
 // IP plan: node 198.18.0.10, pods 198.18.1.0/24, services 198.18.128.0/17.
@@ -232,4 +239,42 @@ Deno.test("/explain: mistakes are 4xx naming the parameter, none before the firs
   assert.ok(!page.includes("<script>"), "the bad input is escaped");
   assert.equal((await empty().app.request("/explain?to=198.18.128.10:80")).status, 503);
   assert.equal((await app.request("/explain", { method: "POST" })).status, 405);
+});
+
+Deno.test("/explain: iif names the input interface the interface detect-local modes test", async () => {
+  const snapshot = snapshotOf(
+    `apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: default }
+spec: { clusterIPs: [198.18.128.10], ports: [{ name: http, port: 80 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 8080 }]
+endpoints: [{ addresses: [198.18.1.2], nodeName: node-b }]
+`,
+    {
+      ...FIXTURE_SETTINGS,
+      detectLocal: {
+        mode: "InterfaceNamePrefix",
+        bridgeInterface: "",
+        interfaceNamePrefix: "veth",
+      },
+    },
+  );
+  const fx = fixtureStore({ now: () => T0 + 5_000 });
+  fx.store.recordSync(okRecord(snapshot, T0), snapshot);
+  const app = createMetricsApp(fx.store);
+  const ask = async (query: string) =>
+    (await (await app.request(`/explain?to=198.18.128.10:80&from=198.18.1.50${query}`)).json())
+      .masquerade;
+  assert.equal((await ask("&iif=veth7")).applies, "never");
+  const other = await ask("&iif=eth0");
+  assert.equal(other.applies, "always");
+  assert.match(other.reason, /arrives on "eth0", not an interface named "veth\*"/);
+  assert.equal((await ask("")).applies, "always");
+  const twice = await app.request("/explain?to=198.18.128.10:80&iif=a&iif=b");
+  assert.equal(twice.status, 400);
 });
