@@ -276,6 +276,8 @@ export interface LabNode extends ScenarioDriver {
   readonly cluster: TestCluster;
   /** Writes `objects` without waiting for rules (e.g. a Node change, which the sentinel misses). */
   write(objects: readonly unknown[]): Promise<void>;
+  /** Starts the proxy without waiting for its rules (after `write`; `sync` starts it too). */
+  start(): Promise<void>;
 }
 
 /** One kube-apiserver for every upstream case of a test file, started on first use. */
@@ -330,7 +332,7 @@ export class UpstreamLab {
     let current: readonly PlainObject[] = [];
     let closed = false;
 
-    const start = async (): Promise<LabProxy> => {
+    const start = async (waitForSync = true): Promise<LabProxy> => {
       if (implementation === "upstream") {
         return upstreamProxy(
           await startUpstreamKubeProxy(cluster, ns, mode, {
@@ -348,7 +350,7 @@ export class UpstreamLab {
         `--healthz-bind-address=${UPSTREAM_HEALTHZ}`,
         `--metrics-bind-address=${UPSTREAM_METRICS}`,
         ...args,
-      ]);
+      ], { waitForSync });
       return kproxyProxy(kp, mode);
     };
     const describe = async (what: string) => {
@@ -385,6 +387,9 @@ export class UpstreamLab {
       objects,
       cluster,
       write,
+      async start() {
+        proxy ??= await start(false);
+      },
       async sync(raws) {
         // Deletions land first; then the sentinel moves, behind every other change.
         await write(raws);
