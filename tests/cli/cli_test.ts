@@ -412,3 +412,59 @@ Deno.test("cli: explain usage errors exit 2 with one line", async () => {
     assert.equal(lines(run.stderr).length, 1, run.stderr);
   }
 });
+
+Deno.test("cli: --detect-local-mode reaches the snapshot and explain; --iif names the interface", async () => {
+  // deploy/examples: web (198.18.128.10:80) has endpoints 198.18.1.2 (node-a) and 198.18.1.3.
+  const args = [
+    "explain",
+    "--manifests",
+    EXAMPLES,
+    ...NODE,
+    "--detect-local-mode=InterfaceNamePrefix",
+    "--pod-interface-name-prefix=veth",
+    "--to",
+    "198.18.128.10:80",
+    "--from",
+    "198.18.1.99",
+    "-o",
+    "json",
+  ];
+  for (const mode of ["nftables", "iptables"]) {
+    const pod = await kproxy(...args, "--proxy-mode", mode, "--iif", "veth9");
+    assert.equal(pod.code, 0, pod.stderr);
+    const kept = JSON.parse(pod.stdout).masquerade;
+    assert.equal(kept.applies, "never", `${mode}: ${kept.reason}`);
+    assert.match(kept.reason, /arrives on "veth9", an interface named "veth\*"/);
+    const other = await kproxy(...args, "--proxy-mode", mode);
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal(JSON.parse(other.stdout).masquerade.applies, "always", mode);
+  }
+  const snapshot = await kproxy(
+    "snapshot",
+    "--manifests",
+    EXAMPLES,
+    ...NODE,
+    "--detect-local-mode=BridgeInterface",
+    "--pod-bridge-interface=cbr0",
+    "-o",
+    "json",
+  );
+  assert.equal(snapshot.code, 0, snapshot.stderr);
+  assert.deepEqual(JSON.parse(snapshot.stdout).options.localDetector, {
+    mode: "BridgeInterface",
+    cidrs: [],
+    interfaceName: "cbr0",
+  });
+  const bad = await kproxy(
+    "snapshot",
+    "--manifests",
+    EXAMPLES,
+    "--detect-local-mode=BridgeInterface",
+  );
+  assert.equal(bad.code, 2);
+  assert.equal(
+    bad.stderr,
+    'kproxy: KubeProxyConfiguration.DetectLocalConfiguration.InterfaceName: Invalid value: "": ' +
+      "must not be empty (BridgeInterface needs --pod-bridge-interface)\n",
+  );
+});
