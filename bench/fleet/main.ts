@@ -112,9 +112,10 @@ async function main(): Promise<void> {
   // The drain first: it is short, and a long fleet size that has to be cut keeps it.
   const drainNodes = Number(values["drain-nodes"]);
   if (drainNodes > 0) {
-    const cluster = await startTestCluster();
-    try {
-      for (const impl of impls) {
+    for (const impl of impls) {
+      // An API server each: the scenario creates its Services and Nodes under fixed names.
+      const cluster = await startTestCluster();
+      try {
         progress(`=== drain, ${impl}, ${drainNodes} nodes`);
         const result: DrainResult = await runDrainPhase(cluster, impl, drainNodes, progress);
         progress(
@@ -123,9 +124,9 @@ async function main(): Promise<void> {
             : `${impl} drain: ${result.report.failures.length} failed connections`,
         );
         run.drains.push(result);
+      } finally {
+        await cluster.stop();
       }
-    } finally {
-      await cluster.stop();
     }
     run.loadAfter = await loadAverage();
     await writeFleetResults(out, run);
