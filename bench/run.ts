@@ -6,7 +6,8 @@
  *
  * ```sh
  * deno run -A bench/run.ts [--e2e | --kernel] [--sizes 1000,10000,30000]
- *   [--kernel-sizes 1000,10000,30000] [--kernel-cap 240] [--e2e-sizes 1000,10000] [--e2e-changes 32]
+ *   [--kernel-sizes 1000,10000,30000] [--kernel-cap 240] [--kernel-backends nftables,iptables-nft]
+ *   [--e2e-sizes 1000,10000] [--e2e-changes 32]
  *   [--e2e-endpoints 10] [--e2e-cap 600] [--e2e-phase-budget 900] [--phases nftables,iptables]
  *   [--out bench/results]
  * ```
@@ -101,10 +102,12 @@ async function machine(): Promise<string> {
 async function runKernel(
   sizes: readonly ClusterSize[],
   capMs: number,
+  only: readonly string[],
 ): Promise<KernelResult[]> {
   const versions = await toolVersions();
-  const backends: KernelBackend[] = ["nftables", "iptables-nft"];
+  let backends: KernelBackend[] = ["nftables", "iptables-nft"];
   if (!/missing/.test(versions["iptables-legacy"] ?? "missing")) backends.push("iptables-legacy");
+  if (only.length > 0) backends = backends.filter((b) => only.includes(b));
   const results: KernelResult[] = [];
   for (const backend of backends) {
     let last: KernelResult | null = null;
@@ -155,6 +158,7 @@ async function main(): Promise<number> {
       "memory-sizes": { type: "string", default: "1000,10000,30000" },
       "kernel-sizes": { type: "string", default: "1000,10000,30000,100000,1x5000" },
       "kernel-cap": { type: "string", default: "400" },
+      "kernel-backends": { type: "string", default: "nftables,iptables-nft,iptables-legacy" },
       "e2e-sizes": { type: "string", default: "1000,10000,30000" },
       "e2e-changes": { type: "string", default: "32" },
       "e2e-endpoints": { type: "string", default: "10" },
@@ -168,7 +172,8 @@ async function main(): Promise<number> {
   if (values.help) {
     console.log(
       "usage: run.ts [--e2e | --kernel] [--sizes 1000,10000,30000] [--memory-sizes ...]\n" +
-        "  [--kernel-sizes 1000,10000,30000] [--kernel-cap SECONDS] [--e2e-sizes 1000,10000]\n" +
+        "  [--kernel-sizes 1000,10000,30000] [--kernel-cap SECONDS]\n" +
+        "  [--kernel-backends nftables,iptables-nft,iptables-legacy] [--e2e-sizes 1000,10000]\n" +
         "  [--e2e-changes 32] [--e2e-endpoints 10] [--e2e-cap SECONDS] [--e2e-phase-budget SECONDS]\n" +
         "  [--phases nftables,iptables] [--out DIR]",
     );
@@ -226,7 +231,12 @@ async function main(): Promise<number> {
   if (kernel) {
     kernelResults = await timed(
       "kernel",
-      () => runKernel(clusterSizesOf(values["kernel-sizes"]), Number(values["kernel-cap"]) * 1000),
+      () =>
+        runKernel(
+          clusterSizesOf(values["kernel-sizes"]),
+          Number(values["kernel-cap"]) * 1000,
+          values["kernel-backends"].split(",").map((b) => b.trim()).filter((b) => b !== ""),
+        ),
     );
     console.log("## Kernel\n\n" + kernelTable(kernelResults) + "\n");
   }
