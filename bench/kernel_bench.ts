@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { cpuUsage } from "node:process";
 import type { Applier } from "../src/apply/applier.ts";
 import { IptablesApplier } from "../src/apply/iptables_applier.ts";
 import { NftablesApplier } from "../src/apply/nftables_applier.ts";
@@ -29,6 +30,12 @@ export interface KernelChange {
   readonly liveMs: number | null;
   /** Lines the applier sent. */
   readonly linesSent: number;
+  /**
+   * CPU time (user + sys) of the bench process from the reconcile until sync returned, ms: the
+   * work itself, which a loaded machine does not stretch as it stretches wall time (the kernel's
+   * part of an nftables change is in it; an iptables restore runs in a child, so not there).
+   */
+  readonly cpuMs?: number;
   /** nf_tables notifications in the kernel transaction that held it, when known. */
   readonly transactionMessages: number | null;
 }
@@ -175,6 +182,7 @@ export async function measureKernel(
           ? (await monitor.arm("appear", [ipv4Hex(ip)], 120_000)).sighting
           : Promise.resolve(null);
         const c0 = nowMs();
+        const cpu0 = cpuUsage();
         const result = reconcile(state, [event]);
         state = result.state;
         const synced = await applier.sync({
@@ -183,6 +191,8 @@ export async function measureKernel(
           full: false,
         });
         const applyMs = nowMs() - c0;
+        const cpu = cpuUsage(cpu0);
+        const cpuMs = (cpu.user + cpu.system) / 1000;
         if (applier instanceof NftablesApplier && applier.lastTransport === "netlink") {
           const commit = applier.lastNetlinkCommit;
           if (commit !== null) batchMs.push(commit.kernelMs);
@@ -202,12 +212,12 @@ export async function measureKernel(
         const transactionMessages = m === null || Number.isNaN(m.transactionMessages)
           ? null
           : m.transactionMessages;
-        changes.push({ applyMs, liveMs, linesSent: synced.linesSent, transactionMessages });
+        changes.push({ applyMs, liveMs, linesSent: synced.linesSent, cpuMs, transactionMessages });
         log(
           `  ${backend} ${size}: endpoint change ${k + 1}: applied in ${applyMs.toFixed(1)} ms, ` +
             `live after ${
               liveMs === null ? "?" : liveMs.toFixed(1)
-            } ms, ${synced.linesSent} lines sent`,
+            } ms, ${synced.linesSent} lines sent, ${cpuMs.toFixed(1)} ms CPU`,
         );
       }
       // Whole services: one added (Service and EndpointSlice in one batch), then deleted.

@@ -113,6 +113,13 @@ export function memoryTable(results: readonly HolderMemory[]): string {
   );
 }
 
+/** Median CPU time per endpoint change (older results have none). */
+function cpuPerChange(k: KernelResult): string {
+  const xs = k.changes.map((c) => c.cpuMs).filter((x): x is number => x !== undefined)
+    .sort((a, b) => a - b);
+  return xs.length === 0 ? "—" : formatMs(quantile(xs, 0.5));
+}
+
 /** The Markdown table of kernel benches, each row with the floors measured beside it. */
 export function kernelTable(results: readonly KernelResult[]): string {
   const live = (k: KernelResult, kind: "add" | "delete") => {
@@ -126,6 +133,7 @@ export function kernelTable(results: readonly KernelResult[]): string {
       "first full apply",
       "lines",
       "one endpoint change → live (median)",
+      "CPU per change (median)",
       "floor: kernel commits the same netlink batch",
       "floor: nft CLI, one element to a tiny table",
       "add a service → live",
@@ -147,6 +155,7 @@ export function kernelTable(results: readonly KernelResult[]): string {
           "",
           "",
           "",
+          "",
         ]
         : [
           k.backend,
@@ -154,6 +163,7 @@ export function kernelTable(results: readonly KernelResult[]): string {
           formatMs(k.fullApplyMs),
           formatCount(k.fullLines),
           formatMs(k.changeLiveMs),
+          cpuPerChange(k),
           formatMs(k.floors?.netlinkBatchMs),
           formatMs(k.floors?.nftCliMs),
           live(k, "add"),

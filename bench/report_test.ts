@@ -4,6 +4,7 @@ import type { KernelResult } from "./kernel_bench.ts";
 import {
   chartSeries,
   headlineTable,
+  kernelTable,
   latencyChart,
   README_MARKERS,
   replaceReadmeSection,
@@ -92,4 +93,33 @@ Deno.test("the chart is standalone SVG with a point per proxy and size", () => {
   assert.equal(svg.match(/<circle [^>]*><title>/g)?.length, 2);
   assert.match(svg, /t &lt;&amp;&gt;/);
   assert.match(latencyChart([], "empty"), /no data/);
+});
+
+Deno.test("kernel rows show the median CPU per change beside the live time", () => {
+  const change = (cpuMs: number) => ({
+    applyMs: 9,
+    liveMs: 8,
+    linesSent: 20,
+    cpuMs,
+    transactionMessages: 20,
+  });
+  const text = kernelTable([{
+    backend: "nftables",
+    services: 10000,
+    endpoints: 10,
+    skipped: null,
+    fullApplyMs: 4000,
+    fullLines: 1,
+    changes: [change(3), change(1), change(2)],
+    changeLiveMs: 8,
+    changeLines: 20,
+    observedBy: "",
+    floors: { nftCliMs: 90, netlinkBatchMs: 0.4 },
+  }]);
+  const [head, , row] = text.split("\n");
+  const cells = (line: string | undefined) => (line ?? "").split("|").map((c) => c.trim());
+  const at = cells(head).indexOf("CPU per change (median)");
+  assert.ok(at > 0);
+  assert.equal(cells(row)[at], "2.0 ms");
+  assert.equal(cells(row).length, cells(head).length);
 });
