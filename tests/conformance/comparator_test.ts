@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { lbService, readyEndpoint } from "./_fixtures.ts";
 import { cellDifferences, compareTables, type OutcomeTable } from "./comparator.ts";
-import { hasConflictingDuplicates } from "./deliberate.ts";
+import { classifyDivergence, hasConflictingDuplicates } from "./deliberate.ts";
 import { buildMatrix, type Cell } from "./matrix.ts";
 import { type CellOutcome, summarizeHealth } from "./outcome.ts";
 
@@ -170,4 +170,49 @@ Deno.test("deliberate: duplicate endpoints only conflict when equally local copi
     ],
   });
   assert.equal(hasConflictingDuplicates(locality, "IPv4", "http"), false);
+});
+
+Deno.test("deliberate: kube-proxy answering a healthCheckNodePort with the other family's count", () => {
+  // web: a1 local and ready in IPv4, nothing local in IPv6.
+  const svc = lbService({
+    slices: [...lbService().slices, {
+      name: "web-6",
+      family: "IPv6",
+      ports: [{ name: "http", protocol: "TCP", port: 8080 }],
+      endpoints: [readyEndpoint("b1")],
+    }],
+  });
+  const check = {
+    id: "web healthCheckNodePort 198.19.0.1:32000",
+    kind: "healthCheckNodePort" as const,
+    service: "web",
+    ip: "198.19.0.1",
+    port: 32000,
+    path: "/",
+    source: "client" as const,
+  };
+  const body = (n: number) =>
+    summarizeHealth(n > 0 ? 200 : 503, JSON.stringify({ localEndpoints: n })).body;
+  const health = (kp: number, up: number) => ({
+    subject: "health" as const,
+    check,
+    kinds: ["health"],
+    kproxy: { status: kp > 0 ? 200 : 503, body: body(kp) },
+    upstream: { status: up > 0 ? 200 : 503, body: body(up) },
+  });
+  // kproxy: the IPv4 count (1); kube-proxy: the IPv6 count (0), on any address.
+  assert.equal(classifyDivergence(health(1, 0), svc)?.id, "dual-stack-health-check-node-port");
+  const v6Check = { ...check, ip: "fd00:19::1" };
+  assert.equal(
+    classifyDivergence({ ...health(1, 0), check: v6Check }, svc)?.id,
+    "dual-stack-health-check-node-port",
+  );
+  // Any other count is unexplained, and so is kproxy giving the IPv6 count.
+  assert.equal(classifyDivergence(health(1, 2), svc), null);
+  assert.equal(classifyDivergence(health(0, 1), svc), null);
+  assert.equal(
+    classifyDivergence(health(1, 0), { ...svc, ipFamilies: ["IPv4"] }),
+    null,
+    "single-stack",
+  );
 });

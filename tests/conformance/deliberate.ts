@@ -62,6 +62,13 @@ export const DELIBERATE_DIFFERENCES: readonly DeliberateDifference[] = [
       "changes from sync to sync; kproxy keeps the local, then the most ready copy",
   },
   {
+    id: "dual-stack-health-check-node-port",
+    readmeRow: "healthCheckNodePort of a dual-stack service (iptables mode)",
+    reason: "with nodePortAddresses unset (iptables mode's default) kube-proxy's two per-family " +
+      "proxiers both open the port on the wildcard address and the first to bind answers every " +
+      "address with its family's count; kproxy's one wildcard server always gives the IPv4 count",
+  },
+  {
     id: "service-cidr-drop",
     readmeRow: "issue #12 item 4 (ServiceCIDRs)",
     pending: true,
@@ -116,7 +123,46 @@ export function hasConflictingDuplicates(
   return [...copies.values()].some((states) => states.size > 1);
 }
 
+/** Distinct IPs of the service's local ready endpoints in `family` (upstream's per-family count). */
+export function localReadyCount(svc: ServiceModel, family: string): number {
+  const ips = new Set<string>();
+  for (const slice of svc.slices) {
+    if (slice.family !== family) continue;
+    for (const ep of slice.endpoints) {
+      if ((ep.ready ?? true) && ep.nodeName && endpointPod(ep).node === "A") ips.add(ep.pod);
+    }
+  }
+  return ips.size;
+}
+
+/**
+ * True when a healthCheckNodePort answer of a dual-stack service differs only in the family
+ * counted: kproxy's wildcard server gives the IPv4 count, kube-proxy's the IPv6 count (its IPv6
+ * proxier bound the wildcard port first), whichever family's address was asked.
+ */
+function otherFamilyCount(d: UnclassifiedDivergence, svc: ServiceModel | undefined): boolean {
+  if (d.subject !== "health" || d.check.kind !== "healthCheckNodePort" || svc === undefined) {
+    return false;
+  }
+  if (svc.ipFamilies.length !== 2) return false;
+  const count = (body: string) => {
+    try {
+      return (JSON.parse(body) as { localEndpoints?: number }).localEndpoints ?? null;
+    } catch {
+      return null;
+    }
+  };
+  const v4 = localReadyCount(svc, "IPv4");
+  const v6 = localReadyCount(svc, "IPv6");
+  return v4 !== v6 && count(d.kproxy.body) === v4 && count(d.upstream.body) === v6 &&
+    d.upstream.status === (v6 > 0 ? 200 : 503);
+}
+
 const RULES: readonly Rule[] = [
+  {
+    difference: byId("dual-stack-health-check-node-port"),
+    explains: otherFamilyCount,
+  },
   {
     difference: byId("service-cidr-drop"),
     explains: (d) => d.subject === "cell" && d.cell.kind === "unallocated ClusterIP",

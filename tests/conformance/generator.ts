@@ -474,7 +474,10 @@ function mutateService(
     }
     case "ingress": {
       const ingress: IngressModel[] = svc.ingress.length > 0 && rng.chance(0.5)
-        ? svc.ingress.map((i) => ({ ...i, ipMode: i.ipMode === "Proxy" ? "VIP" : "Proxy" }))
+        // ipMode only with an ip: the API refuses it on a hostname-only entry (seed 82).
+        ? svc.ingress.map((i) =>
+          i.ip === null ? i : { ...i, ipMode: i.ipMode === "Proxy" ? "VIP" : "Proxy" }
+        )
         : svc.ingress.length > 0 && rng.chance(0.5)
         ? []
         : svc.ipFamilies.map((f) => ({ ip: alloc.externalIP(f), hostname: null, ipMode: null }));

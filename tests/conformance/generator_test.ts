@@ -169,3 +169,11 @@ Deno.test("generator: API operations create a round, change it, and delete it ag
   const firstService = gone.findIndex((o) => o.kind === "Service");
   assert.ok(gone.slice(firstService).every((o) => o.kind === "Service"));
 });
+
+Deno.test("generator: a changed ingress never gives a hostname-only entry an ipMode (seed 82)", () => {
+  for (const round of generateCase(82).rounds) {
+    for (const svc of round.services) {
+      for (const i of svc.ingress) assert.ok(i.ip !== null || i.ipMode === null, svc.name);
+    }
+  }
+});
