@@ -340,6 +340,7 @@ type Cause =
   | "no-local-endpoints"
   | "no-endpoints"
   | "no-such-port"
+  | "unallocated"
   | "localnet"
   | "other";
 
@@ -359,6 +360,9 @@ function causeOf(outcome: TraceOutcome, mode: ExplainMode): Cause {
       return before?.kind === "rule" && /@no-endpoint-/.test(before.rule)
         ? "no-endpoints"
         : "other";
+    }
+    if (chain === FIXED.clusterIPsCheckChain && by.rule.includes(`@${FIXED.serviceCIDRsSet}`)) {
+      return "unallocated";
     }
     // A drop verdict of the no-endpoint maps: endpoints exist, none where the policy allows.
     return /@no-endpoint-/.test(by.rule) ? "no-local-endpoints" : "other";
@@ -400,6 +404,11 @@ function causeText(
       return `${packet.destination} is a ClusterIP, but its service has no ${packet.protocol} ` +
         `port ${packet.port} (it has ${ports}); kproxy rejects such packets, as kube-proxy's ` +
         "nftables mode does";
+    }
+    case "unallocated": {
+      const ranges = snapshot.serviceCIDRs.filter((c) => inAnyCIDR(packet.destination, [c]));
+      return `${packet.destination} is in the service CIDR ${ranges.join(", ")} but no Service ` +
+        "holds it; kproxy drops such packets, as kube-proxy's nftables mode does";
     }
     case "localnet":
       return "packets to 127.0.0.0/8 from other addresses are dropped (the route_localnet " +

@@ -350,6 +350,39 @@ Deno.test("nftables rejects a ClusterIP's missing port; iptables lets it pass", 
   assert.ok(ipt.notes.some((n) => /is the ClusterIP of default\/web:http \(TCP 80\)/.test(n)));
 });
 
+Deno.test("nftables drops an unallocated address of a service CIDR, naming the range; iptables lets it pass", () => {
+  const withCIDR = snapshotOf([
+    ...[
+      svc("web", { clusterIPs: ["198.18.128.10"], ports: [HTTP] }),
+      slice("web", [{
+        ip: "198.18.1.10",
+      }]),
+    ],
+    {
+      apiVersion: "networking.k8s.io/v1",
+      kind: "ServiceCIDR",
+      metadata: { name: "kubernetes" },
+      spec: { cidrs: ["198.18.128.0/17", "fd00:128::/64"] },
+    },
+  ]);
+  for (const from of [POD_CLIENT, undefined]) {
+    const nft = ask(withCIDR, "198.18.128.99:80", from, "nftables");
+    assert.equal(nft.verdict.kind, "drop", `from ${from ?? "the node"}`);
+    assert.match(
+      nft.verdict.reason,
+      /^198\.18\.128\.99 is in the service CIDR 198\.18\.128\.0\/17 but no Service holds it;/,
+    );
+    assert.match(nft.verdict.by?.rule ?? "", /ip daddr @service-cidrs drop/);
+  }
+  assert.equal(ask(withCIDR, "[fd00:128::99]:80", "fd00:1::99", "nftables").verdict.kind, "drop");
+  // A held ClusterIP's missing port is still rejected first; outside the ranges, routed.
+  assert.equal(ask(withCIDR, "198.18.128.10:81", POD_CLIENT, "nftables").verdict.kind, "reject");
+  assert.equal(ask(withCIDR, "198.18.0.99:80", POD_CLIENT, "nftables").verdict.kind, "routed");
+  assert.equal(ask(withCIDR, "198.18.128.99:80", POD_CLIENT, "iptables").verdict.kind, "routed");
+  // Without ServiceCIDR objects, nothing is dropped.
+  assert.equal(ask(WEB, "198.18.128.99:80", POD_CLIENT, "nftables").verdict.kind, "routed");
+});
+
 for (const mode of MODES) {
   Deno.test(`${mode}: a node address port no service uses is delivered locally`, () => {
     const a = ask(WEB, `${NODE_IP}:22`, OUTSIDE_CLIENT, mode);

@@ -4,12 +4,14 @@ import { type EndpointSlice, endpointSliceSchema } from "./endpoint_slice.ts";
 import { parseIP } from "./ip.ts";
 import { type Node, nodeSchema } from "./node.ts";
 import { type Service, serviceSchema } from "./service.ts";
+import { type ServiceCIDR, serviceCIDRSchema } from "./service_cidr.ts";
 
 /** A validated object kproxy acts on. */
 export type KubeObject =
   | { readonly kind: "Service"; readonly object: Service }
   | { readonly kind: "EndpointSlice"; readonly object: EndpointSlice }
-  | { readonly kind: "Node"; readonly object: Node };
+  | { readonly kind: "Node"; readonly object: Node }
+  | { readonly kind: "ServiceCIDR"; readonly object: ServiceCIDR };
 
 /** The kinds kproxy reads. */
 export type KubeKind = KubeObject["kind"];
@@ -183,15 +185,20 @@ export function parseKubeObject(raw: unknown, origin = ""): ParseResult {
       if (!r.success) return { ok: false, error: fromZod(origin, kind, name, r.error, raw) };
       return { ok: true, value: { kind, object: r.data } };
     }
+    case "ServiceCIDR": {
+      const r = serviceCIDRSchema.safeParse(raw);
+      if (!r.success) return { ok: false, error: fromZod(origin, kind, name, r.error, raw) };
+      return { ok: true, value: { kind, object: r.data } };
+    }
     default:
       return { ok: "ignored", kind };
   }
 }
 
-/** The store key of an object: `Kind/namespace/name`, or `Node/name`. */
+/** The store key of an object: `Kind/namespace/name`, or `Kind/name` for cluster-scoped kinds. */
 export function objectKey(object: KubeObject): string {
   const meta = object.object.metadata;
-  return object.kind === "Node"
-    ? `Node/${meta.name}`
+  return object.kind === "Node" || object.kind === "ServiceCIDR"
+    ? `${object.kind}/${meta.name}`
     : `${object.kind}/${meta.namespace ?? "default"}/${meta.name}`;
 }

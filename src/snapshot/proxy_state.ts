@@ -82,6 +82,8 @@ export interface ProxyState {
   readonly slicesByService: ReadonlyMap<string, ReadonlySet<string>>;
   /** This node's Node object, once seen. */
   readonly node: Node | null;
+  /** `spec.cidrs` of every ServiceCIDR, by name. */
+  readonly serviceCIDRs: ReadonlyMap<string, readonly string[]>;
   /** The service port entries of each Service. */
   readonly entries: ReadonlyMap<string, readonly ServicePortSnapshot[]>;
   /** The snapshot built from all of the above. */
@@ -246,13 +248,22 @@ function hashValue(e: ServicePortSnapshot): bigint {
   return BigInt(`0x${e.hash}`);
 }
 
+/**
+ * The service CIDRs of every ServiceCIDR object: canonical, sorted, a CIDR inside another one
+ * left out (nftables refuses overlapping intervals in one set).
+ */
+function serviceCIDRsOf(objects: ReadonlyMap<string, readonly string[]>): string[] {
+  return canonicalCIDRs([...objects.values()].flat());
+}
+
 function assembleSnapshot(
   node: NodeSnapshot,
   options: ProxyOptions,
+  serviceCIDRs: readonly string[],
   servicePorts: readonly ServicePortSnapshot[],
   portsDigest: bigint,
 ): ProxySnapshot {
-  const header = canonicalJSON({ version: 1, node, options });
+  const header = canonicalJSON({ version: 1, node, options, serviceCIDRs });
   // The ports enter as a count and the sum of their (content, id-including) hashes: equal
   // snapshots get equal hashes, and one changed port updates the sum without a pass over all.
   const hash = contentHash(
@@ -263,6 +274,7 @@ function assembleSnapshot(
     hash,
     node: deepFreeze(node),
     options: deepFreeze(options),
+    serviceCIDRs: Object.freeze([...serviceCIDRs]),
     servicePorts: Object.freeze(servicePorts),
   });
 }
@@ -276,8 +288,9 @@ export function initialProxyState(settings: SnapshotSettings): ProxyState {
     slices: PersistentMap.empty(),
     slicesByService: PersistentMap.empty(),
     node: null,
+    serviceCIDRs: new Map(),
     entries: PersistentMap.empty(),
-    snapshot: assembleSnapshot(node, optionsOf(settings, null), [], 0n),
+    snapshot: assembleSnapshot(node, optionsOf(settings, null), [], [], 0n),
     portsDigest: 0n,
   };
 }
@@ -337,6 +350,7 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
   let slices: MapEditor<EndpointSlice> | null = null;
   let slicesByService: MapEditor<ReadonlySet<string>> | null = null;
   let node = state.node;
+  let serviceCIDRObjects = state.serviceCIDRs;
   let settings = state.settings;
   const dirty = new Set<string>();
   let everything = false;
@@ -369,6 +383,14 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
       if (obj.object.metadata.name === settings.nodeName) node = obj.object;
       return;
     }
+    if (obj.kind === "ServiceCIDR") {
+      serviceCIDRObjects = new Map(serviceCIDRObjects);
+      (serviceCIDRObjects as Map<string, readonly string[]>).set(
+        obj.object.metadata.name,
+        obj.object.spec?.cidrs ?? [],
+      );
+      return;
+    }
     const e = edit();
     const meta = obj.object.metadata;
     const key = serviceKey(meta.namespace ?? "default", meta.name);
@@ -393,6 +415,13 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
         // keep what it said — its addresses still carry NodePorts and health checks until the
         // node is switched off, as upstream, whose NodeManager keeps the last Node it saw.
         if (event.kind === "Node") break;
+        if (event.kind === "ServiceCIDR") {
+          if (serviceCIDRObjects.has(event.name)) {
+            serviceCIDRObjects = new Map(serviceCIDRObjects);
+            (serviceCIDRObjects as Map<string, readonly string[]>).delete(event.name);
+          }
+          break;
+        }
         const e = edit();
         const key = serviceKey(event.namespace ?? "default", event.name);
         if (event.kind === "Service") {
@@ -416,6 +445,7 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
         services = servicesBase.edit();
         slices = slicesBase.edit();
         slicesByService = byServiceBase.edit();
+        serviceCIDRObjects = new Map();
         let sawNode = false;
         for (const obj of event.objects) {
           if (obj.kind === "Node" && obj.object.metadata.name === settings.nodeName) sawNode = true;
@@ -441,9 +471,16 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
   const nodeSnap = nodeSnapshotOf(node, settings);
   const options = optionsOf(settings, node);
   const prev = state.snapshot;
+  const serviceCIDRs = serviceCIDRObjects === state.serviceCIDRs
+    ? prev.serviceCIDRs
+    : serviceCIDRsOf(serviceCIDRObjects);
   const nodeChanged = canonicalJSON(nodeSnap) !== canonicalJSON(prev.node);
-  const headerChanged = nodeChanged || canonicalJSON(options) !== canonicalJSON(prev.options);
-  // Health-only node facts change no rule: no full sync for a drained node.
+  const cidrsChanged = serviceCIDRs.join(",") !== prev.serviceCIDRs.join(",");
+  const headerChanged = nodeChanged || cidrsChanged ||
+    canonicalJSON(options) !== canonicalJSON(prev.options);
+  // Health-only node facts change no rule: no full sync for a drained node. Nor do service
+  // CIDRs: the nftables applier sends them as elements (a first one, or the last gone, changes
+  // its fixed part, which it notices itself).
   const rulesHeaderChanged = canonicalJSON(options) !== canonicalJSON(prev.options) ||
     canonicalJSON(ruleFacts(nodeSnap)) !== canonicalJSON(ruleFacts(prev.node));
   // Zone or node name changes alter topology and locality of every service.
@@ -496,6 +533,7 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
     snapshot = assembleSnapshot(
       headerChanged ? nodeSnap : prev.node,
       headerChanged ? options : prev.options,
+      cidrsChanged ? serviceCIDRs : prev.serviceCIDRs,
       servicePorts,
       digest,
     );
@@ -507,6 +545,7 @@ export function reconcile(state: ProxyState, events: readonly ProxyEvent[]): Rec
       slices: finalSlices,
       slicesByService: finalByService,
       node,
+      serviceCIDRs: serviceCIDRObjects,
       entries: entries === null ? oldEntries : entries.done(),
       snapshot,
       portsDigest: digest,

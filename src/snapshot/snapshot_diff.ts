@@ -193,6 +193,13 @@ export function describeSnapshotDiff(from: ProxySnapshot, to: ProxySnapshot): Sn
       lines.push(`options: ${JSON.stringify(from.options)} → ${JSON.stringify(to.options)}`);
     }
   }
+  const gone = from.serviceCIDRs.filter((c) => !to.serviceCIDRs.includes(c));
+  const come = to.serviceCIDRs.filter((c) => !from.serviceCIDRs.includes(c));
+  if (gone.length > 0 || come.length > 0) {
+    lines.push(
+      `service CIDRs: ${[...come.map((c) => `+${c}`), ...gone.map((c) => `-${c}`)].join(" ")}`,
+    );
+  }
   return {
     fromHash: from.hash,
     toHash: to.hash,

@@ -191,6 +191,11 @@ export interface ProxySnapshot {
   readonly node: NodeSnapshot;
   /** Proxy-wide options. */
   readonly options: ProxyOptions;
+  /**
+   * The cluster's service CIDRs (every `networking.k8s.io/v1 ServiceCIDR`'s `spec.cidrs`),
+   * canonical and sorted; nftables mode drops traffic to an address in them no Service holds.
+   */
+  readonly serviceCIDRs: readonly string[];
   /** Every service port, sorted by id. */
   readonly servicePorts: readonly ServicePortSnapshot[];
 }

@@ -29,6 +29,7 @@ export const API_VERSIONS: Readonly<Record<KubeKind, string>> = Object.freeze({
   Service: "v1",
   EndpointSlice: "discovery.k8s.io/v1",
   Node: "v1",
+  ServiceCIDR: "networking.k8s.io/v1",
 });
 
 /** What one list or watch event changed. */
@@ -81,6 +82,8 @@ export function withKeptAnnotations(object: KubeObject): KubeObject {
       return { kind: "EndpointSlice", object: { ...object.object, metadata } };
     case "Node":
       return { kind: "Node", object: { ...object.object, metadata } };
+    case "ServiceCIDR":
+      return { kind: "ServiceCIDR", object: { ...object.object, metadata } };
   }
 }
 

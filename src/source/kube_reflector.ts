@@ -34,6 +34,11 @@ export interface KubeResource {
   readonly labelSelector?: string;
   /** Field selector, e.g. `metadata.name=node-a`. */
   readonly fieldSelector?: string;
+  /**
+   * The first sync need not wait for it (ServiceCIDRs: upstream's proxier syncs once Services
+   * and EndpointSlices are listed, and an API server before 1.33 does not serve them).
+   */
+  readonly optional?: boolean;
 }
 
 /** Options of {@link KubeReflector}. */

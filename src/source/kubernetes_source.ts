@@ -1,6 +1,6 @@
 /**
- * The Kubernetes API source: list+watch of Services, EndpointSlices and this node's Node through
- * @kubernetes/client-node, with the same shape as {@link ManifestSource}. Only validated objects in
+ * The Kubernetes API source: list+watch of Services, EndpointSlices, this node's Node and the
+ * ServiceCIDRs, with the same shape as {@link ManifestSource}. Only validated objects in
  * kproxy's model are kept in memory; each change reaches `onEvents` as upserts and deletes of one
  * kind (never a `replace`, which would wipe the other kinds).
  *
@@ -41,7 +41,11 @@ export const PROXY_LABEL_SELECTOR = `!${SERVICE_PROXY_NAME_LABEL},!${HEADLESS_LA
  */
 export const SERVICE_FIELD_SELECTOR = "spec.type!=ExternalName,spec.clusterIP!=None";
 
-/** The three collections kproxy follows, for node `nodeName`. */
+/**
+ * The collections kproxy follows, for node `nodeName`. ServiceCIDRs do not hold up the first
+ * sync (upstream syncs once Services and EndpointSlices are listed; an API server before 1.33
+ * may not serve them).
+ */
 export function kubeResources(nodeName: string): readonly KubeResource[] {
   return [
     {
@@ -56,6 +60,14 @@ export function kubeResources(nodeName: string): readonly KubeResource[] {
       labelSelector: PROXY_LABEL_SELECTOR,
     },
     { kind: "Node", path: "/api/v1/nodes", fieldSelector: `metadata.name=${nodeName}` },
+    // Upstream's informer for them shares the EndpointSlices' factory, label selector included;
+    // MultiCIDRServiceAllocator is GA and locked on in 1.34, so kube-proxy always watches them.
+    {
+      kind: "ServiceCIDR",
+      path: "/apis/networking.k8s.io/v1/servicecidrs",
+      labelSelector: PROXY_LABEL_SELECTOR,
+      optional: true,
+    },
   ];
 }
 
@@ -191,7 +203,8 @@ export class KubernetesSource {
   #onListed(kind: KubeKind): void {
     if (this.#synced) return;
     this.#listed.add(kind);
-    if (this.#listed.size < this.#reflectors.size) return;
+    const required = kubeResources(this.#opts.nodeName).filter((r) => !r.optional);
+    if (required.some((r) => !this.#listed.has(r.kind))) return;
     this.#synced = true;
     this.#opts.log?.("kubernetes source: Services, EndpointSlices and Node listed; synced");
     this.#opts.onSynced?.();

@@ -18,8 +18,12 @@ class PathTransport implements KubeTransport {
   constructor(readonly items: Record<string, unknown[]>) {
     this.gate = new Promise((r) => (this.open = r));
   }
+  readonly refused = new Set<string>();
   async list(path: string, query: Readonly<Record<string, string>>): Promise<KubeListPage> {
     this.lists.set(path, query);
+    if (this.refused.has(path)) {
+      throw Object.assign(new Error(`HTTP 403: ${path} is forbidden`), { code: 403 });
+    }
     if (path.endsWith("/nodes")) await this.gate;
     return { items: this.items[path] ?? [], resourceVersion: "10", continue: "" };
   }
@@ -46,6 +50,7 @@ Deno.test("kubeResources: kube-proxy's selectors", () => {
     ["Service", PROXY_LABEL_SELECTOR, SERVICE_FIELD_SELECTOR],
     ["EndpointSlice", PROXY_LABEL_SELECTOR, undefined],
     ["Node", undefined, "metadata.name=node-a"],
+    ["ServiceCIDR", PROXY_LABEL_SELECTOR, undefined],
   ]);
 });
 
@@ -69,7 +74,7 @@ Deno.test("KubernetesSource is synced once every kind has listed, and emits per-
   });
   await source.start();
   try {
-    await until("services and slices listed", () => transport.lists.size === 3);
+    await until("services, slices and ServiceCIDRs listed", () => transport.lists.size === 4);
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(synced, 0, "not synced before the Node list");
     assert.equal(source.synced, false);
@@ -80,9 +85,9 @@ Deno.test("KubernetesSource is synced once every kind has listed, and emits per-
       resourceVersion: "0",
       limit: "500",
     });
-    assert.deepEqual(source.sizes(), { Service: 1, EndpointSlice: 0, Node: 1 });
+    assert.deepEqual(source.sizes(), { Service: 1, EndpointSlice: 0, Node: 1, ServiceCIDR: 0 });
     assert.ok(batches.every((b) => b.events.every((e) => e.type === "upsert")));
-    await until("watches", () => transport.watches.size === 3);
+    await until("watches", () => transport.watches.size === 4);
     transport.watches.get("/api/v1/services")?.onEvent("DELETED", {
       kind: "Service",
       metadata: { name: "web", namespace: "default", resourceVersion: "11" },
@@ -92,6 +97,29 @@ Deno.test("KubernetesSource is synced once every kind has listed, and emits per-
       { type: "delete", kind: "Service", namespace: "default", name: "web" },
     ]);
     assert.equal(synced, 1);
+  } finally {
+    await source.stop();
+  }
+});
+
+Deno.test("ServiceCIDRs that cannot be listed (old API server, old RBAC) do not hold up the sync", async () => {
+  const transport = new PathTransport({});
+  transport.refused.add("/apis/networking.k8s.io/v1/servicecidrs");
+  transport.open();
+  let synced = 0;
+  const source = new KubernetesSource({
+    qps: 0,
+    burst: 0,
+    nodeName: "node-a",
+    transport,
+    onEvents: () => {},
+    onSynced: () => synced++,
+    backoff: { initialMs: 5, maxMs: 10, jitter: 0 },
+  });
+  await source.start();
+  try {
+    await until("synced without ServiceCIDRs", () => synced === 1);
+    assert.equal(source.synced, true);
   } finally {
     await source.stop();
   }

@@ -277,3 +277,22 @@ Deno.test("manifest source: start fails clearly on a missing path", async () => 
   await assert.rejects(() => source.start(), /^Error: Cannot read manifests at \/nonexistent/);
   await source.stop();
 });
+
+Deno.test("manifest source: ServiceCIDR objects are read and follow edits", async () => {
+  const cidr = (cidrs: string) =>
+    `apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: { name: extra }\nspec:\n  cidrs: [${cidrs}]\n`;
+  await withSource({ "web.yaml": SERVICE, "cidr.yaml": cidr("198.18.128.0/17") }, async (h) => {
+    const first = await h.batch(0);
+    assert.deepEqual(describe(first.events), ["replace ServiceCIDR/extra,Service/default/web"]);
+    assert.deepEqual(first.errors, []);
+    await h.write("cidr.yaml", cidr("198.18.128.0/17, fd00:128::/112"));
+    const second = await h.batch(1);
+    assert.deepEqual(describe(second.events), ["upsert ServiceCIDR/extra"]);
+    await h.write("cidr.yaml", cidr("198.18.128.0/33"));
+    const third = await h.batch(2);
+    assert.match(
+      third.errors[0]?.message ?? "",
+      /Cannot read ServiceCIDR extra: spec\.cidrs\[0\] is not a CIDR/,
+    );
+  });
+});

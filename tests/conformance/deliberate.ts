@@ -68,13 +68,6 @@ export const DELIBERATE_DIFFERENCES: readonly DeliberateDifference[] = [
       "proxiers both open the port on the wildcard address and the first to bind answers every " +
       "address with its family's count; kproxy's one wildcard server always gives the IPv4 count",
   },
-  {
-    id: "service-cidr-drop",
-    readmeRow: "issue #12 item 4 (ServiceCIDRs)",
-    pending: true,
-    reason: "kube-proxy's nftables mode drops traffic to unallocated addresses of a service " +
-      "CIDR; kproxy does not watch ServiceCIDRs yet",
-  },
 ];
 
 function byId(id: string): DeliberateDifference {
@@ -162,10 +155,6 @@ const RULES: readonly Rule[] = [
   {
     difference: byId("dual-stack-health-check-node-port"),
     explains: otherFamilyCount,
-  },
-  {
-    difference: byId("service-cidr-drop"),
-    explains: (d) => d.subject === "cell" && d.cell.kind === "unallocated ClusterIP",
   },
   {
     difference: byId("reset-vs-icmp"),

@@ -111,6 +111,8 @@ Deno.test(requiring([goFixtures], {
           { verb: "watch", resource: "endpointslices", group: "discovery.k8s.io" },
           { verb: "list", resource: "nodes" },
           { verb: "watch", resource: "nodes" },
+          { verb: "list", resource: "servicecidrs", group: "networking.k8s.io" },
+          { verb: "watch", resource: "servicecidrs", group: "networking.k8s.io" },
         ];
         const denied: Access[] = [
           { verb: "get", resource: "secrets", namespace: "kube-system" },

@@ -258,9 +258,11 @@ Deno.test("RBAC grants exactly the verbs kproxy uses, to the DaemonSet's Service
   assert.deepEqual(required, [
     "list endpointslices.discovery.k8s.io",
     "list nodes.core",
+    "list servicecidrs.networking.k8s.io",
     "list services.core",
     "watch endpointslices.discovery.k8s.io",
     "watch nodes.core",
+    "watch servicecidrs.networking.k8s.io",
     "watch services.core",
   ], "the API paths in src/ (update rbac.yaml and this list together)");
   assert.deepEqual([...grants].sort(), required);

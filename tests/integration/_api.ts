@@ -1,5 +1,5 @@
 /**
- * Writes Services, EndpointSlices and Nodes to the test API server with client-node, as a
+ * Writes Services, EndpointSlices, Nodes and ServiceCIDRs to the test API server with client-node, as a
  * controller would.
  *
  * IP plan: pods 198.18.1.10+ (port 8080), ClusterIPs allocated from 198.18.128.0/17.
@@ -10,6 +10,7 @@ import {
   CoreV1Api,
   DiscoveryV1Api,
   KubeConfig,
+  NetworkingV1Api,
   type V1EndpointSlice,
   type V1Service,
 } from "@kubernetes/client-node";
@@ -35,6 +36,8 @@ export class TestApi {
   readonly core: CoreV1Api;
   /** discovery.k8s.io/v1. */
   readonly discovery: DiscoveryV1Api;
+  /** networking.k8s.io/v1. */
+  readonly networking: NetworkingV1Api;
 
   /** Clients for `kubeconfigPath`. */
   constructor(kubeconfigPath: string) {
@@ -42,6 +45,28 @@ export class TestApi {
     kc.loadFromFile(kubeconfigPath);
     this.core = kc.makeApiClient(CoreV1Api);
     this.discovery = kc.makeApiClient(DiscoveryV1Api);
+    this.networking = kc.makeApiClient(NetworkingV1Api);
+  }
+
+  /** Creates ServiceCIDR `name` with `cidrs`. */
+  async createServiceCIDR(name: string, cidrs: readonly string[]): Promise<void> {
+    await this.networking.createServiceCIDR({
+      body: { metadata: { name }, spec: { cidrs: [...cidrs] } },
+    });
+  }
+
+  /**
+   * Deletes ServiceCIDR `name`, and drops its finalizer (kube-controller-manager, which would
+   * release it, does not run in the test cluster).
+   */
+  async deleteServiceCIDR(name: string): Promise<void> {
+    await this.networking.deleteServiceCIDR({ name });
+    const left = await this.networking.readServiceCIDR({ name }).catch(() => null);
+    if (left === null) return;
+    left.metadata = { ...left.metadata, finalizers: [] };
+    await this.networking.replaceServiceCIDR({ name, body: left }).catch((e) => {
+      if ((e as { code?: number }).code !== 404) throw e;
+    });
   }
 
   /** Creates Service `name` (port `http` 80/TCP → 8080) in `default`; returns its ClusterIP. */

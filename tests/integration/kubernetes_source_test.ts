@@ -141,7 +141,13 @@ Deno.test(requiring([goFixtures], {
           const last = h.applier.last!;
           assert.equal(endpointsOf(last, "default/other:http"), null);
           assert.deepEqual(endpointsOf(last, "default/mine:http"), ["198.18.1.21:8080"]);
-          assert.deepEqual(h.source.sizes(), { Service: 2, EndpointSlice: 2, Node: 0 });
+          // The ServiceCIDR is the API server's own (`kubernetes`).
+          assert.deepEqual(h.source.sizes(), {
+            Service: 2,
+            EndpointSlice: 2,
+            Node: 0,
+            ServiceCIDR: 1,
+          });
         },
       );
 
@@ -162,6 +168,29 @@ Deno.test(requiring([goFixtures], {
         await api.setNodeZone("node-b", "zone-c");
         assert.deepEqual(h.source.sizes()["Node"], 1);
       });
+
+      await t.step(
+        "ServiceCIDRs are followed: the API server's own, then one added and removed",
+        async () => {
+          await h.waitFor(
+            "the default ServiceCIDR",
+            (s) => s.serviceCIDRs.includes("198.18.128.0/17"),
+          );
+          await timed(
+            h,
+            "ServiceCIDR create",
+            () => api.createServiceCIDR("extra", ["198.19.128.0/24"]),
+            (s) => s.serviceCIDRs.includes("198.19.128.0/24"),
+          );
+          await timed(
+            h,
+            "ServiceCIDR delete",
+            () => api.deleteServiceCIDR("extra"),
+            (s) => !s.serviceCIDRs.includes("198.19.128.0/24"),
+          );
+          assert.ok(h.applier.last?.serviceCIDRs.includes("198.18.128.0/17"));
+        },
+      );
 
       await t.step(
         "a malformed EndpointSlice is skipped without harming other services",

@@ -30,6 +30,7 @@ export const ORACLE_SETS: Readonly<Record<string, string>> = Object.freeze({
   "ip6 local-endpoints":
     "typeof ip6 daddr . meta l4proto . th dport . numgen random mod 1 : ip6 daddr . th dport;",
   "ip6 cluster-ips": "type ipv6_addr;",
+  "ip6 service-cidrs": "type ipv6_addr; flags interval;",
   "ip6 hairpin-endpoints": "type ipv6_addr . ipv6_addr;",
   "ip6 service-ips": "type ipv6_addr . inet_proto . inet_service : verdict;",
   "ip6 affinity-b": "type ipv6_addr; flags dynamic,timeout; timeout 600s;",
@@ -44,7 +45,11 @@ export function oracleBaseScript(): string {
       const [f, name] = key.split(" ");
       if (f !== family) continue;
       const kind = decl.includes(" : ") ? "map" : "set";
-      const elements = name === "cluster-cidrs" ? " elements = { 198.18.0.0/17, 10.0.0.0/8 }" : "";
+      const elements = name === "cluster-cidrs"
+        ? " elements = { 198.18.0.0/17, 10.0.0.0/8 }"
+        : name === "service-cidrs"
+        ? " elements = { fd00:128::/112 }"
+        : "";
       out.push(`\t${kind} ${name} { ${decl}${elements} }`);
     }
     for (const chain of ["mark-for-masquerade", "reject-chain", "service-x", "local-x", "gone-x"]) {
@@ -88,6 +93,12 @@ export const ORACLE_COMMANDS: readonly string[] = Object.freeze([
   "add element ip kproxy no-endpoint-nodeports { tcp . 30443 : drop }",
   "add element ip kproxy firewall-ips { 198.18.250.1 . tcp . 80 : goto service-x }",
   "add element ip6 kproxy cluster-ips { fd00:128::10 }",
+  // Interval sets (the service CIDRs): each range is its start and its end's successor.
+  "add element ip kproxy cluster-cidrs { 198.19.128.0/24 }",
+  "add element ip kproxy cluster-cidrs { 198.19.0.0/25, 198.19.1.1 }",
+  "delete element ip kproxy cluster-cidrs { 198.18.0.0/17 }",
+  "add element ip6 kproxy service-cidrs { fd00:129::/64 }",
+  "delete element ip6 kproxy service-cidrs { fd00:128::/112 }",
   "add element ip kproxy clusterip-cluster-services { 198.18.128.10 . tcp . 80 }",
   "add element ip kproxy nodeport-local-services { udp . 30053 }",
   "add element ip kproxy cluster-endpoints { 198.18.128.10 . tcp . 80 . 655363 : 198.18.1.10 . 8080 }",

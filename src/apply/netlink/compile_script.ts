@@ -10,7 +10,10 @@
 import { deleteChain, newChain } from "./chain.ts";
 import { compileRule } from "./compile_rule.ts";
 import {
+  bigintBytes,
+  cidrParts,
   concatTypeId,
+  encodeField,
   encodeFields,
   fieldsLength,
   parseSetDeclaration,
@@ -19,7 +22,7 @@ import {
   UnsupportedNftText,
   VERDICT_DATATYPE,
 } from "./compile_values.ts";
-import { addElements, deleteElements } from "./element.ts";
+import { addElements, deleteElements, type SetElement } from "./element.ts";
 import { NFPROTO, type NftMessage } from "./message.ts";
 import { appendRule, flushChain } from "./rule.ts";
 import { deleteSet, newSet, SET_FLAG, setUserdata } from "./set.ts";
@@ -141,6 +144,14 @@ export function compileScript(lines: readonly string[], ctx: ScriptContext): Com
     } else if (object === "element" && body !== null && (verb === "add" || verb === "delete")) {
       const t = setType(tableFamily, name);
       const setRef = { family, table, set: name };
+      if (t.interval) {
+        const elements = splitElements(body).flatMap((text) => intervalElements(t, text));
+        push(
+          verb === "add" ? addElements(setRef, elements) : deleteElements(setRef, elements),
+          line,
+        );
+        continue;
+      }
       const elements = splitElements(body).map((text) => {
         const colon = text.indexOf(" : ");
         const keyText = colon < 0 ? text : text.slice(0, colon);
@@ -163,6 +174,34 @@ export function compileScript(lines: readonly string[], ctx: ScriptContext): Com
     }
   }
   return { messages, commands, validates };
+}
+
+/**
+ * An element of an interval set of addresses (`198.18.0.0/16` or one address) as nft sends it:
+ * its first address, then the first address past it flagged as the interval's end. A range that
+ * runs to the last address (nft marks it open in the element's userdata) is left to nft.
+ */
+function intervalElements(t: SetType, text: string): SetElement[] {
+  const field = t.key[0];
+  if (t.key.length !== 1 || t.data !== null || field === undefined) {
+    throw new UnsupportedNftText(`elements of interval sets of ${t.key.length} fields or maps`);
+  }
+  if (field.name !== "ipv4_addr" && field.name !== "ipv6_addr") {
+    throw new UnsupportedNftText(`interval sets of ${field.name}`);
+  }
+  const bits = field.len * 8;
+  const parts = cidrParts(text);
+  const start = parts === null ? encodeField(field, text) : parts.bytes;
+  const prefix = parts === null ? bits : parts.prefix;
+  const end = bytesValue(start) + (1n << BigInt(bits - prefix));
+  if (end >= 1n << BigInt(bits)) throw new UnsupportedNftText(`the open interval "${text}"`);
+  return [{ key: start }, { key: bigintBytes(end, field.len), intervalEnd: true }];
+}
+
+function bytesValue(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return v;
 }
 
 /** `a, b, c` → elements (kproxy's keys and values never contain a comma). */

@@ -17,6 +17,8 @@ export interface SetElement {
   readonly data?: Uint8Array;
   /** Verdict of a verdict map. */
   readonly verdict?: Verdict;
+  /** The end of an interval (`NFT_SET_ELEM_INTERVAL_END`): the first key past it. */
+  readonly intervalEnd?: true;
 }
 
 /** The set the elements belong to. */
@@ -37,13 +39,19 @@ const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
 const NFTA_SET_ELEM_LIST_SET_ID = 4;
 const NFTA_SET_ELEM_KEY = 1;
 const NFTA_SET_ELEM_DATA = 2;
+const NFTA_SET_ELEM_FLAGS = 3;
+const NFT_SET_ELEM_INTERVAL_END = 1;
 
 function elementAttrs(elements: readonly SetElement[], withData: boolean): NetlinkAttribute {
   // libnftnl numbers the nests 1, 2, 3, …; the kernel reads them in order whatever the type.
   return nestAttr(
     NFTA_SET_ELEM_LIST_ELEMENTS,
     elements.map((e, i) => {
-      const attrs = [dataValueAttr(NFTA_SET_ELEM_KEY, e.key)];
+      // As nft: an interval's end carries its flag ahead of the key.
+      const attrs = e.intervalEnd === true
+        ? [u32Attr(NFTA_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END)]
+        : [];
+      attrs.push(dataValueAttr(NFTA_SET_ELEM_KEY, e.key));
       if (withData && e.data !== undefined) attrs.push(dataValueAttr(NFTA_SET_ELEM_DATA, e.data));
       if (withData && e.verdict !== undefined) {
         attrs.push(dataVerdictAttr(NFTA_SET_ELEM_DATA, e.verdict));

@@ -29,6 +29,11 @@ export interface SharedSetSpec {
   readonly declaration: string;
   /** Elements that come from the node or options (not from service ports). */
   readonly fixedElements: readonly string[];
+  /**
+   * Its fixed elements change without a rewrite of the table (the service CIDRs): they are left
+   * out of the table's fixed key, and an incremental sync adds and deletes them as elements.
+   */
+  readonly elementsOnly?: true;
 }
 
 /** The fixed part of one family's table. */
@@ -141,6 +146,18 @@ export function fixedRules(snapshot: ProxySnapshot, ctx: FamilyContext): FixedRu
       name: FIXED.clusterCIDRsSet,
       declaration: `type ${addrType}; flags interval;`,
       fixedElements: ctx.podCIDRs,
+    });
+  }
+  // Upstream keeps the ranges in the rule (an anonymous set, rewritten at its full syncs); a
+  // named set lets a ServiceCIDR change be an element-only transaction.
+  const serviceCIDRs = snapshot.serviceCIDRs.filter((c) => parseCIDR(c)?.family === ctx.family);
+  if (serviceCIDRs.length > 0) {
+    sets.push({
+      kind: "set",
+      name: FIXED.serviceCIDRsSet,
+      declaration: `type ${addrType}; flags interval;`,
+      fixedElements: serviceCIDRs,
+      elementsOnly: true,
     });
   }
   if (npIPs !== null) {
@@ -295,9 +312,13 @@ export function fixedRules(snapshot: ProxySnapshot, ctx: FamilyContext): FixedRu
     },
     { name: FIXED.firewallCheckChain, rules: [`${vipKey} vmap @${FIXED.firewallIPsMap}`] },
     {
-      // Traffic to a ClusterIP that no service port DNATed: a port the service lacks.
+      // Traffic to a ClusterIP that no service port DNATed: a port the service lacks. Then,
+      // as upstream, traffic to an address of a service CIDR that no Service holds is dropped.
       name: FIXED.clusterIPsCheckChain,
-      rules: [`${ipX} daddr @${FIXED.clusterIPsSet} goto ${FIXED.rejectChain}`],
+      rules: [
+        `${ipX} daddr @${FIXED.clusterIPsSet} goto ${FIXED.rejectChain}`,
+        ...(serviceCIDRs.length === 0 ? [] : [`${ipX} daddr @${FIXED.serviceCIDRsSet} drop`]),
+      ],
     },
     {
       name: FIXED.rejectChain,

@@ -31,6 +31,7 @@ export const FIXED = Object.freeze({
   masqueradingChain: "masquerading",
   hairpinSet: "hairpin-endpoints",
   clusterCIDRsSet: "cluster-cidrs",
+  serviceCIDRsSet: "service-cidrs",
   clusterIPsSet: "cluster-ips",
   clusterIPsCheckChain: "cluster-ips-check",
   // Service ports whose endpoints live in maps (no chain of their own): the entry sets say which

@@ -30,9 +30,15 @@ export interface FamilyTable {
   readonly tableFamily: "ip" | "ip6";
   /** Render context. */
   readonly ctx: FamilyContext;
-  /** Fixed part. */
-  readonly fixed: FixedRules;
-  /** Canonical text of the fixed part; when it changes the table is rewritten. */
+  /**
+   * Fixed part. Its element-only sets' elements may differ from those the key was made of; an
+   * incremental sync that changes them replaces this with the next table's fixed part.
+   */
+  fixed: FixedRules;
+  /**
+   * Canonical text of the fixed part without the elements of element-only sets; when it
+   * changes the table is rewritten.
+   */
   readonly fixedKey: string;
   /** Per service port pieces, by id. */
   readonly ports: Map<string, ServicePortRules>;
@@ -141,10 +147,41 @@ export function renderFamily(
     tableFamily: ctx.ipX,
     ctx,
     fixed,
-    fixedKey: JSON.stringify(fixed),
+    fixedKey: fixedKeyOf(fixed),
     ports,
     claims,
   };
+}
+
+/** The fixed part as text, element-only sets without their elements. */
+function fixedKeyOf(fixed: FixedRules): string {
+  return JSON.stringify({
+    ...fixed,
+    sets: fixed.sets.map((s) => s.elementsOnly === true ? { ...s, fixedElements: [] } : s),
+  });
+}
+
+/**
+ * `add`/`delete element` commands that take the element-only sets of `live` to those of `next`
+ * (the two share a fixed key, so they have the same sets).
+ */
+function fixedElementCommands(
+  live: FamilyTable,
+  next: FamilyTable,
+): { deletes: string[]; adds: string[] } {
+  const t = `${live.tableFamily} ${TABLE_NAME}`;
+  const deletes: string[] = [];
+  const adds: string[] = [];
+  for (const s of next.fixed.sets) {
+    if (s.elementsOnly !== true) continue;
+    const before = live.fixed.sets.find((o) => o.name === s.name)?.fixedElements ?? [];
+    const after = new Set(s.fixedElements);
+    const gone = before.filter((e) => !after.has(e));
+    const come = s.fixedElements.filter((e) => !before.includes(e));
+    if (gone.length > 0) deletes.push(`delete element ${t} ${s.name} { ${gone.join(", ")} }`);
+    if (come.length > 0) adds.push(`add element ${t} ${s.name} { ${come.join(", ")} }`);
+  }
+  return { deletes, adds };
 }
 
 function elementText(key: string, value: string | null): string {
@@ -234,8 +271,9 @@ function sameRules(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /**
- * The commands that turn `live` into the table `next` would be for the service ports `ids`,
- * touching nothing else. `next` must have been rendered from the same fixed part as `live`.
+ * The commands that turn `live` into the table `next` would be for the service ports `ids` and
+ * the element-only fixed sets, touching nothing else. `next` must have the same fixed key as
+ * `live`.
  */
 export function planIncremental(
   live: FamilyTable,
@@ -340,23 +378,27 @@ export function planIncremental(
     }
   }
 
+  const fixedElements = fixedElementCommands(live, next);
   let ruleDelta = 0;
   for (const { before, after } of updates) {
     for (const c of before?.chains ?? []) ruleDelta -= c.rules.length;
     for (const c of after?.chains ?? []) ruleDelta += c.rules.length;
   }
   const commands = [
+    ...fixedElements.deletes,
     ...deleteElements,
     ...flushChains,
     ...deleteObjects,
     ...addObjects,
     ...addRules,
     ...addElements,
+    ...fixedElements.adds,
   ];
   return {
     commands,
     ruleDelta,
     commit() {
+      live.fixed = next.fixed;
       for (const u of updates) {
         if (u.before !== null) removeClaims(live.claims, u.id, u.before.elements);
         if (u.after !== null) {

@@ -132,3 +132,71 @@ Deno.test("an unchanged service port plans nothing; a plan is inert until commit
   plan.commit();
   assert.notEqual(fullTableText(live), before);
 });
+
+Deno.test("ServiceCIDRs: nftables drops traffic to their unallocated addresses, per family; a change is elements only", () => {
+  const cidr = (name: string, cidrs: string[]) => ({
+    apiVersion: "networking.k8s.io/v1",
+    kind: "ServiceCIDR",
+    metadata: { name },
+    spec: { cidrs },
+  });
+  const base = initialProxyState(FIXTURE_SETTINGS);
+  const one = upsert(base, [cidr("kubernetes", ["198.18.128.0/17", "fd00:128::/112"])]);
+  assert.equal(one.nodeOrOptionsChanged, false, "the applier decides: no full sync asked");
+  assert.deepEqual(one.state.snapshot.serviceCIDRs, ["198.18.128.0/17", "fd00:128::/112"]);
+  assert.notEqual(one.state.snapshot.hash, base.snapshot.hash);
+  assert.ok(Object.isFrozen(one.state.snapshot.serviceCIDRs));
+  const v4 = renderFamily(one.state.snapshot, "IPv4");
+  // As upstream: the port a ClusterIP lacks is rejected first, then the range is dropped.
+  assert.match(
+    fullTableText(v4),
+    /chain cluster-ips-check \{\n\t\tip daddr @cluster-ips goto reject-chain\n\t\tip daddr @service-cidrs drop\n\t\}/,
+  );
+  assert.match(
+    fullTableText(v4),
+    /set service-cidrs \{\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = \{\n\t\t\t198\.18\.128\.0\/17\n/,
+  );
+  const v6 = fullTableText(renderFamily(one.state.snapshot, "IPv6"));
+  assert.match(v6, /ip6 daddr @service-cidrs drop/);
+  assert.match(v6, /fd00:128::\/112/);
+  assert.doesNotMatch(fullTableText(renderFamily(base.snapshot, "IPv4")), /service-cidrs| drop\n/);
+
+  // A second range, and one inside the first (which adds nothing): two elements out of three.
+  const two = upsert(one.state, [
+    cidr("extra", ["198.19.128.0/24"]),
+    cidr("inner", ["198.18.130.0/24"]),
+  ]);
+  assert.deepEqual(two.state.snapshot.serviceCIDRs, [
+    "198.18.128.0/17",
+    "198.19.128.0/24",
+    "fd00:128::/112",
+  ]);
+  assert.deepEqual(two.changedServicePorts, []);
+  const next = renderFamily(two.state.snapshot, "IPv4", []);
+  assert.equal(next.fixedKey, v4.fixedKey, "the fixed part is the same but for elements");
+  const plan = planIncremental(v4, next, []);
+  assert.deepEqual(plan.commands, [
+    "add element ip kproxy service-cidrs { 198.19.128.0/24 }",
+  ]);
+  plan.commit();
+  assert.equal(fullTableText(v4), fullTableText(renderFamily(two.state.snapshot, "IPv4")));
+
+  // One goes: a delete of its element. All go: the set and the rule go (a full sync).
+  const less = reconcile(two.state, [
+    { type: "delete", kind: "ServiceCIDR", namespace: null, name: "kubernetes" },
+  ]);
+  assert.deepEqual(less.state.snapshot.serviceCIDRs, ["198.18.130.0/24", "198.19.128.0/24"]);
+  const lessPlan = planIncremental(v4, renderFamily(less.state.snapshot, "IPv4", []), []);
+  assert.deepEqual(lessPlan.commands, [
+    "delete element ip kproxy service-cidrs { 198.18.128.0/17 }",
+    "add element ip kproxy service-cidrs { 198.18.130.0/24 }",
+  ]);
+  const gone = reconcile(less.state, [
+    { type: "delete", kind: "ServiceCIDR", namespace: null, name: "extra" },
+    { type: "delete", kind: "ServiceCIDR", namespace: null, name: "inner" },
+  ]);
+  assert.deepEqual(gone.state.snapshot.serviceCIDRs, []);
+  const none = renderFamily(gone.state.snapshot, "IPv4");
+  assert.notEqual(none.fixedKey, v4.fixedKey, "no range: no set, no rule, a rewrite");
+  assert.doesNotMatch(fullTableText(none), / drop\n/);
+});
